@@ -13,7 +13,7 @@ namespace phatgoose {
 class SpmShim;  // the dlopen'ed shim, private to tokenizer.cpp
 
 struct TokenizerTrainOptions {
-    std::filesystem::path input_text;  // one sentence a line
+    std::filesystem::path input_text;    // one sentence a line
     std::filesystem::path model_prefix;  // writes <prefix>.model and <prefix>.vocab
     int vocab_size = 256;
     std::string model_type = "unigram";
@@ -21,7 +21,7 @@ struct TokenizerTrainOptions {
 };
 
 class Tokenizer {
-public:
+  public:
     static constexpr int64_t kPad = 0;
     static constexpr int64_t kEos = 1;
     static constexpr int64_t kUnk = 2;
@@ -31,17 +31,22 @@ public:
     static Tokenizer fromModelDir(const std::filesystem::path& model_dir);
     static Tokenizer fromFile(const std::filesystem::path& spiece_model, int extra_ids);
 
-    // Appends eos when add_eos. Sentinels "<extra_id_N>" in the text map to their ids.
+    // Appends eos when add_eos. Sentinels "<extra_id_N>" (N < extra_ids) in the text map to their ids; as in
+    // Hugging Face's T5 tokenizers, whitespace around a sentinel is dropped and the text on each side is
+    // encoded on its own. An empty text gives just [eos]: whether that is an error is the caller's call.
     std::vector<int64_t> encode(const std::string& text, bool add_eos = true) const;
+    // The sentencepiece surface pieces (no eos); sentinels appear as "<extra_id_N>".
     std::vector<std::string> encodeAsPieces(const std::string& text) const;
-    // Stops at nothing; drops pad/eos/unk-free specials when skip_special. Ids outside the tokenizer's
-    // vocabulary (a model's padding rows) decode to "" when skip_special, else to "<id_N>".
+    // Stops at nothing (eos included). With skip_special, pad and eos vanish and ids outside the tokenizer's
+    // vocabulary (a model's padding rows) decode to ""; without it they show as "<pad>", "</s>", "<id_N>".
+    // Unknown pieces show as sentencepiece's " ⁇ ". Sentinels always show, as "<extra_id_N>" with a single
+    // space on each side, so decode(encode(x)) gives x back for text in that form.
     std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const;
-    std::string idToPiece(int64_t id) const;  // sentinels and out-of-range ids included
+    std::string idToPiece(int64_t id) const;            // sentinels and out-of-range ids included
     int64_t pieceToId(const std::string& piece) const;  // unk id when unknown
-    int64_t pieceCount() const;  // sentencepiece vocabulary only
-    int64_t size() const;        // pieces + extra_ids sentinels
-    int64_t sentinelId(int n) const;  // "<extra_id_n>" = size() - 1 - n
+    int64_t pieceCount() const;                         // sentencepiece vocabulary only
+    int64_t size() const;                               // pieces + extra_ids sentinels
+    int64_t sentinelId(int n) const;                    // "<extra_id_n>" = size() - 1 - n
 
     // Trains a sentencepiece model (for test fixtures and the demo workspace).
     static void train(const TokenizerTrainOptions& options);
@@ -53,7 +58,7 @@ public:
     Tokenizer& operator=(Tokenizer&&) noexcept;
     ~Tokenizer();
 
-private:
+  private:
     Tokenizer();
     struct Impl;
     std::unique_ptr<Impl> impl_;

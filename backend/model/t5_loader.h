@@ -1,0 +1,39 @@
+#pragma once
+// Loading a T5 folder in Hugging Face layout: config.json, model.safetensors (or a sharded
+// model.safetensors.index.json) and spiece.model. Strict: load by name, check every shape, refuse missing
+// and unexpected tensors.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "model/t5_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace phatgoose {
+
+struct PretrainedT5 {
+    std::filesystem::path dir;
+    T5Config config;
+    T5Model model{nullptr};
+    std::shared_ptr<Tokenizer> tokenizer;
+    std::string weight_dtype;   // dtype(s) as stored, e.g. "F32" or "BF16"
+    int64_t parameter_count = 0;
+    int64_t weight_bytes = 0;   // of the float32 parameters in memory
+};
+
+struct LoadOptions {
+    bool load_tokenizer = true;
+};
+
+PretrainedT5 loadPretrainedT5(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+// Copies the model's parameters into `model` from the safetensors file(s) of `dir`. Returns the stored
+// dtype summary. Exposed for tests.
+std::string loadT5Weights(const std::filesystem::path& dir, T5ModelImpl& model);
+
+// Writes `model` as a Hugging Face folder (config.json + model.safetensors, F32). The tokenizer file is
+// the caller's business.
+void saveT5(const std::filesystem::path& dir, const T5ModelImpl& model);
+
+}  // namespace phatgoose
