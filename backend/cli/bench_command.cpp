@@ -1,0 +1,165 @@
+// `phatgoose bench`: the engine's speed and memory as ratios to this machine's own ceilings, all measured
+// in one run (the machine is shared and noisy, so absolute timings from different runs do not compare).
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "cli/command.h"
+#include "error.h"
+#include "model/t5_loader.h"
+
+namespace phatgoose {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+template <typename F>
+double bestSeconds(int reps, F&& f) {
+    double best = 1e30;
+    for (int i = 0; i < reps; ++i) {
+        auto t0 = Clock::now();
+        f();
+        best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    return best;
+}
+
+double procStatusMb(const std::string& key) {  // VmRSS, VmHWM
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) / 1024.0;
+    return -1;
+}
+
+// Linux lets a process reset its peak-RSS mark to the current RSS ("5" to clear_refs), so the peak of
+// one phase can be measured after earlier phases.
+bool resetPeakRss() {
+    std::ofstream out("/proc/self/clear_refs");
+    out << "5";
+    return bool(out);
+}
+
+double gemmGflops() {
+    const int64_t n = 1024;
+    torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
+    torch::mm_out(c, a, b);
+    const double s = bestSeconds(10, [&] { torch::mm_out(c, a, b); });
+    return 2.0 * n * n * n / s / 1e9;
+}
+
+double copyBandwidthGbs() {
+    const int64_t floats = 64 << 20;  // 256 MB: far beyond the caches
+    torch::Tensor src = torch::ones({floats}), dst = torch::empty({floats});
+    dst.copy_(src);
+    const double s = bestSeconds(5, [&] { dst.copy_(src); });
+    return 2.0 * double(floats) * sizeof(float) / s / 1e9;  // bytes read + bytes written
+}
+
+T5Config smallConfig() {
+    return T5Config::fromJsonText(R"({"model_type": "t5", "vocab_size": 32128, "d_model": 512, "d_kv": 64,
+        "d_ff": 2048, "num_layers": 6, "num_heads": 8, "feed_forward_proj": "relu", "tie_word_embeddings": true})",
+                                  "t5-small-shaped config");
+}
+
+// FLOPs of one encoder pass over `tokens` tokens in sequences of `len`.
+double encoderFlops(const T5Config& c, double tokens, double len) {
+    const double linear = 2.0 * (4.0 * c.d_model * c.innerDim() + 2.0 * c.d_model * c.d_ff);
+    const double attention = 2.0 * 2.0 * len * c.innerDim();
+    return tokens * c.num_layers * (linear + attention);
+}
+
+int64_t decoderReadBytes(const T5ModelImpl& m) {
+    int64_t n = 0;
+    for (const auto& p : m.decoder->parameters()) n += p.numel();
+    n += m.config().vocab_size * m.config().d_model;  // the LM head reads the whole vocabulary matrix
+    return n * int64_t(sizeof(float));
+}
+
+struct DecodeTiming {
+    double pos16_ms, pos128_ms;
+};
+
+DecodeTiming decodeTiming(T5ModelImpl& m) {
+    torch::InferenceMode guard;
+    torch::Tensor ids = torch::randint(3, 32000, {1, 128}), mask = torch::ones_like(ids);
+    torch::Tensor enc = m.encode(ids, mask);
+    DecodeTiming best{1e30, 1e30};
+    for (int rep = 0; rep < 3; ++rep) {
+        DecoderCache cache;
+        double at16 = 0, at128 = 0;
+        for (int64_t pos = 0; pos < 136; ++pos) {
+            torch::Tensor tok = torch::full({1, 1}, 5 + pos, torch::kLong);
+            auto t0 = Clock::now();
+            torch::Tensor logits = m.decode(tok, enc, mask, &cache);
+            logits.argmax(-1).item<int64_t>();  // what a real greedy step must do
+            const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+            if (pos >= 16 && pos < 24) at16 += ms / 8;
+            if (pos >= 128) at128 += ms / 8;
+        }
+        best.pos16_ms = std::min(best.pos16_ms, at16);
+        best.pos128_ms = std::min(best.pos128_ms, at128);
+    }
+    return best;
+}
+
+void runBench(CommandContext& ctx) {
+    setComputeThreads(int(ctx.integer("threads", 0)));
+    torch::manual_seed(0);
+    nlohmann::json r;
+    r["blas"] = blasDescription();
+    r["threads"] = at::get_num_threads();
+    r["gemm_gflops"] = gemmGflops();
+    r["mem_bandwidth_gbs"] = copyBandwidthGbs();
+
+    const T5Config config = smallConfig();
+    const fs::path dir = fs::temp_directory_path() / ("phatgoose-bench-" + std::to_string(::getpid()));
+    {
+        T5Model random(config);
+        torch::NoGradGuard no_grad;
+        for (auto& p : random->parameters()) p.normal_(0.0, 0.05);
+        saveT5(dir, *random);
+    }
+    const bool reset = resetPeakRss();
+    const double rss_before = procStatusMb("VmRSS");
+    PretrainedT5 t5 = loadPretrainedT5(dir, {.load_tokenizer = false});
+    fs::remove_all(dir);
+    r["weights_mb"] = double(t5.weight_bytes) / 1e6;
+    r["peak_rss_mb"] = procStatusMb("VmHWM");
+    r["rss_before_load_mb"] = rss_before;
+    r["peak_rss_is_load_phase"] = reset;
+    r["peak_rss_target_mb"] = 1.3 * double(t5.weight_bytes) / 1e6 + 200.0;
+
+    {
+        torch::InferenceMode guard;
+        torch::Tensor ids = torch::randint(3, 32000, {8, 128}), mask = torch::ones_like(ids);
+        t5.model->encode(ids, mask);
+        const double s = bestSeconds(3, [&] { t5.model->encode(ids, mask); });
+        r["prefill_tokens_per_s"] = 1024.0 / s;
+        r["prefill_gflops"] = encoderFlops(config, 1024, 128) / s / 1e9;
+        r["prefill_fraction_of_gemm"] = r["prefill_gflops"].get<double>() / r["gemm_gflops"].get<double>();
+    }
+    const DecodeTiming d = decodeTiming(*t5.model);
+    r["decode_ms_per_token_pos16"] = d.pos16_ms;
+    r["decode_ms_per_token_pos128"] = d.pos128_ms;
+    r["decode_pos128_vs_pos16"] = d.pos128_ms / d.pos16_ms;
+    const double bound_ms = double(decoderReadBytes(*t5.model)) / (r["mem_bandwidth_gbs"].get<double>() * 1e9) * 1e3;
+    r["decode_bandwidth_bound_ms"] = bound_ms;
+    r["decode_fraction_of_bandwidth_bound"] = bound_ms / d.pos16_ms;
+    ctx.out << r.dump(2) << "\n";
+}
+
+}  // namespace
+
+std::vector<Command> benchCommands() {
+    return {{"bench", "Measure speed and memory on a t5-small-shaped random model; prints JSON.",
+             [](QCommandLineParser& p) { p.addOption({"threads", "Compute threads (0 = default).", "N", "0"}); },
+             runBench}};
+}
+
+}  // namespace phatgoose

@@ -1,0 +1,41 @@
+// Threads and the BLAS behind LibTorch: Debian's LibTorch calls whatever libblas.so.3 the alternatives
+// system points at, and the reference BLAS is 30x slower than OpenBLAS on this machine (DESIGN §3).
+#include <dlfcn.h>
+#include <link.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "cli/command.h"
+
+namespace phatgoose {
+
+void setComputeThreads(int threads) {
+    if (threads <= 0) return;
+    at::set_num_threads(threads);
+    // OpenBLAS keeps its own pool; LibTorch's setting does not reach it.
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
+}
+
+std::string blasDescription() {
+    using GetConfig = char* (*)();
+    if (auto config = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
+        return std::string("OpenBLAS ") + config();
+    std::string found = "unknown";
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* data) {
+            std::string name = info->dlpi_name ? info->dlpi_name : "";
+            if (name.find("libblas") != std::string::npos || name.find("libmkl") != std::string::npos) {
+                std::error_code ec;
+                auto real = std::filesystem::canonical(name, ec);
+                *static_cast<std::string*>(data) = ec ? name : real.string();
+                return 1;
+            }
+            return 0;
+        },
+        &found);
+    return found == "unknown" ? found : "reference or other BLAS: " + found;
+}
+
+}  // namespace phatgoose

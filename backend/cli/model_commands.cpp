@@ -1,0 +1,171 @@
+// info, tokenize, generate, logits: the engine from the command line.
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "cli/command.h"
+#include "error.h"
+#include "model/generation.h"
+#include "model/model_summary.h"
+#include "model/t5_loader.h"
+
+namespace phatgoose {
+namespace {
+
+using nlohmann::json;
+
+const QCommandLineOption kModel({"model", "m"}, "Model folder in Hugging Face layout.", "DIR");
+const QCommandLineOption kJson("json", "Print JSON instead of text.");
+const QCommandLineOption kThreads("threads", "Compute threads (0 = all cores).", "N", "0");
+
+std::string requireModel(const CommandContext& ctx) {
+    if (!ctx.parser.isSet("model")) throw Error("--model DIR is required");
+    return ctx.value("model");
+}
+
+std::vector<int64_t> toIds(const std::vector<long long>& v) { return {v.begin(), v.end()}; }
+
+void runInfo(CommandContext& ctx) {
+    const auto args = ctx.parser.positionalArguments();
+    if (args.size() != 1) throw Error("expected one argument, the model folder");
+    const ModelSummary s = summarizeModelFolder(args[0].toStdString());
+    const T5Config& c = s.config;
+    if (ctx.parser.isSet("json")) {
+        ctx.out << json{{"folder", s.folder},           {"family", c.family()},
+                        {"feed_forward_proj", c.feed_forward_proj},
+                        {"d_model", c.d_model},         {"d_kv", c.d_kv},
+                        {"d_ff", c.d_ff},               {"num_heads", c.num_heads},
+                        {"encoder_layers", c.num_layers}, {"decoder_layers", c.num_decoder_layers},
+                        {"vocab_size", c.vocab_size},   {"tokenizer_size", s.tokenizer_size},
+                        {"parameters", s.parameters},   {"weight_dtype", s.weight_dtype},
+                        {"weights_mb", s.weights_mb},   {"lora_sites", s.lora_sites}}
+                       .dump(2)
+                << "\n";
+        return;
+    }
+    ctx.out << "Model folder     " << s.folder << "\n"
+            << "Family           " << c.family() << "\n"
+            << "Shape            d_model " << c.d_model << ", d_kv " << c.d_kv << ", heads " << c.num_heads
+            << ", d_ff " << c.d_ff << ", layers " << c.num_layers << " + " << c.num_decoder_layers << "\n"
+            << "Vocabulary       " << c.vocab_size << " rows (tokenizer: " << s.tokenizer_size << ")\n"
+            << "Parameters       " << s.parameters << " (" << s.weights_mb << " MB as float32)\n"
+            << "Stored dtype     " << s.weight_dtype << "\n"
+            << "LoRA sites       " << s.lora_sites << " linear layers\n";
+}
+
+void runTokenize(CommandContext& ctx) {
+    const std::string text = ctx.positionalText();
+    Tokenizer tok = Tokenizer::fromModelDir(requireModel(ctx));
+    const std::vector<int64_t> ids = tok.encode(text);
+    std::vector<std::string> pieces;
+    for (int64_t id : ids) pieces.push_back(tok.idToPiece(id));
+    if (ctx.parser.isSet("json")) {
+        ctx.out << json{{"ids", ids}, {"pieces", pieces}}.dump() << "\n";
+        return;
+    }
+    for (size_t i = 0; i < ids.size(); ++i) ctx.out << ids[i] << "\t" << pieces[i] << "\n";
+}
+
+GenerationOptions generationOptions(const CommandContext& ctx) {
+    GenerationOptions opt;
+    opt.num_beams = ctx.integer("beams", 1);
+    opt.max_new_tokens = ctx.integer("max-new-tokens", 1);
+    bool ok = false;
+    opt.length_penalty = ctx.parser.value("length-penalty").toDouble(&ok);
+    if (!ok) throw Error("--length-penalty must be a number");
+    return opt;
+}
+
+void runGenerate(CommandContext& ctx) {
+    setComputeThreads(int(ctx.integer("threads", 0)));
+    const std::string text = ctx.positionalText();
+    if (text.empty()) throw Error("no input text given");
+    PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx));
+    const GenerationOptions opt = generationOptions(ctx);
+    Generation g = generate(*t5.model, {t5.tokenizer->encode(text)}, opt).at(0);
+    if (ctx.parser.isSet("json")) {
+        ctx.out << json{{"text", t5.tokenizer->decode(g.ids)}, {"ids", g.ids}, {"log_prob", g.log_prob}}.dump()
+                << "\n";
+        return;
+    }
+    ctx.out << t5.tokenizer->decode(g.ids) << "\n";
+}
+
+json rows(const torch::Tensor& t) {  // [n, d] float -> [[...], ...]
+    torch::Tensor c = t.contiguous();
+    json out = json::array();
+    const float* p = c.data_ptr<float>();
+    for (int64_t i = 0; i < c.size(0); ++i) out.push_back(std::vector<float>(p + i * c.size(1), p + (i + 1) * c.size(1)));
+    return out;
+}
+
+void runLogits(CommandContext& ctx) {
+    setComputeThreads(int(ctx.integer("threads", 0)));
+    if (!ctx.parser.isSet("input-ids")) throw Error("--input-ids is required");
+    if (ctx.parser.isSet("adapter")) throw Error("--adapter: LoRA adapters are not supported by this build yet");
+    PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx), {.load_tokenizer = false});
+    const std::vector<int64_t> input = toIds(ctx.integerList("input-ids"));
+    std::vector<int64_t> decoder = toIds(ctx.integerList("decoder-ids"));
+    if (decoder.empty()) decoder = {t5.config.decoder_start_token_id};
+    checkTokenIds(t5.config, input, "--input-ids");
+    checkTokenIds(t5.config, decoder, "--decoder-ids");
+    json j;
+    {
+        torch::InferenceMode guard;
+        torch::Tensor ids = torch::tensor(input).unsqueeze(0), mask = torch::ones_like(ids);
+        torch::Tensor enc = t5.model->encode(ids, mask);
+        j["logits"] = rows(t5.model->decode(torch::tensor(decoder).unsqueeze(0), enc, mask)[0]);
+        j["encoder_last_hidden_state"] = rows(enc[0]);
+    }
+    if (ctx.parser.isSet("greedy")) {
+        GenerationOptions opt;
+        opt.max_new_tokens = ctx.integer("greedy", 1);
+        j["greedy_ids"] = generate(*t5.model, {input}, opt).at(0).ids;
+    }
+    ctx.out << j.dump() << "\n";
+}
+
+}  // namespace
+
+std::vector<Command> modelCommands() {
+    auto generationFlags = [](QCommandLineParser& p) {
+        p.addOption({"beams", "Beam search width; 1 = greedy (default 1).", "N", "1"});
+        p.addOption({"max-new-tokens", "Stop after this many new tokens (default 32).", "N", "32"});
+        p.addOption({"length-penalty", "Beam score = log p / length^P (default 1.0).", "P", "1.0"});
+    };
+    return {
+        {"info", "Summarise a model folder: family, shape, parameters, weight dtype.",
+         [](QCommandLineParser& p) {
+             p.addOption(kJson);
+             p.addPositionalArgument("MODEL_DIR", "Model folder in Hugging Face layout.");
+         },
+         runInfo},
+        {"tokenize", "Show the token ids and pieces of a text.",
+         [](QCommandLineParser& p) {
+             p.addOption(kModel);
+             p.addOption(kJson);
+             p.addPositionalArgument("TEXT", "The text to tokenize.");
+         },
+         runTokenize},
+        {"generate", "Generate a continuation of TEXT (greedy or beam search).",
+         [=](QCommandLineParser& p) {
+             p.addOption(kModel);
+             p.addOption(kJson);
+             p.addOption(kThreads);
+             generationFlags(p);
+             p.addPositionalArgument("TEXT", "The input text.");
+         },
+         runGenerate},
+        {"logits", "Print teacher-forced logits and encoder states as JSON (for parity checks).",
+         [](QCommandLineParser& p) {
+             p.addOption(kModel);
+             p.addOption(kThreads);
+             p.addOption({"input-ids", "Encoder input ids, comma separated (e.g. 13,7,5,1).", "IDS"});
+             p.addOption({"decoder-ids", "Decoder input ids, starting with the start token 0.", "IDS", "0"});
+             p.addOption({"greedy", "Also decode greedily for at most N new tokens.", "N"});
+             p.addOption({"adapter", "Apply a PEFT LoRA adapter folder (repeatable).", "DIR"});
+         },
+         runLogits},
+    };
+}
+
+}  // namespace phatgoose
