@@ -74,10 +74,17 @@ double encoderFlops(const T5Config& c, double tokens, double len) {
     return tokens * c.num_layers * (linear + attention);
 }
 
+// The bytes one decoding step must read: every decoder weight except the cross-attention's k and v (their
+// outputs are cached once per input), plus the whole vocabulary matrix for the LM head.
 int64_t decoderReadBytes(const T5ModelImpl& m) {
     int64_t n = 0;
-    for (const auto& p : m.decoder->parameters()) n += p.numel();
-    n += m.config().vocab_size * m.config().d_model;  // the LM head reads the whole vocabulary matrix
+    for (const auto& p : m.decoder->named_parameters()) {
+        const std::string& key = p.key();
+        const bool cached = key.find("EncDecAttention.k.") != std::string::npos ||
+                            key.find("EncDecAttention.v.") != std::string::npos;
+        if (!cached) n += p.value().numel();
+    }
+    n += m.config().vocab_size * m.config().d_model;
     return n * int64_t(sizeof(float));
 }
 

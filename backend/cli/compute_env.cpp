@@ -21,7 +21,7 @@ void setComputeThreads(int threads) {
 std::string blasDescription() {
     using GetConfig = char* (*)();
     if (auto config = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
-        return std::string("OpenBLAS ") + config();
+        return config();  // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..."
     std::string found = "unknown";
     dl_iterate_phdr(
         [](dl_phdr_info* info, size_t, void* data) {

@@ -60,8 +60,8 @@ torch::Tensor T5ModelImpl::decodeHidden(const torch::Tensor& decoder_ids, const 
 
 torch::Tensor T5ModelImpl::lmHead(const torch::Tensor& states) const {
     if (config_.tie_word_embeddings)
-        return torch::linear(states * std::pow(double(config_.d_model), -0.5), shared->weight);
-    return torch::linear(states, lm_head_weight);
+        return project(states * std::pow(double(config_.d_model), -0.5), shared->weight);
+    return project(states, lm_head_weight);
 }
 
 std::vector<std::pair<LinearSite, T5Linear>> T5ModelImpl::linears() const {

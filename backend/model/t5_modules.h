@@ -21,6 +21,9 @@ public:
     virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) = 0;
 };
 
+// x W^T for x: [..., d_in], weight: [d_out, d_in], choosing the fastest BLAS call for the shape.
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight);
+
 // A bias-free linear layer ("weight": [d_out, d_in]) with an optional adapter.
 class T5LinearImpl : public torch::nn::Module {
 public:
