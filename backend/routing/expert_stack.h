@@ -1,0 +1,47 @@
+#pragma once
+// The LoRA experts of one linear layer, stacked for routing: A^T [N, d_in, r] and B^T [N, r, d_out], zero-
+// padded to the largest rank (exact: padded rows of A and columns of B contribute nothing), with the
+// scale s_i folded into B^T. Applying a sparse routing touches only the kept experts.
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace phatgoose {
+
+struct LoraExpert;
+
+class ExpertStack {
+public:
+    // experts[i] must have the module `site`; `expert_ids[i]` is its index in the library (for traces).
+    ExpertStack(const std::string& site, const std::vector<const LoraExpert*>& experts,
+                const std::vector<int64_t>& expert_ids);
+
+    int64_t size() const { return At_.size(0); }
+    int64_t rank() const { return At_.size(2); }
+    int64_t dIn() const { return At_.size(1); }
+    int64_t dOut() const { return Bt_.size(2); }
+    const std::vector<int64_t>& expertIds() const { return expert_ids_; }
+    int64_t bytes() const;
+
+    // sum_j weights[t, j] * s_e B_e A_e x[t] for e = experts[t, j].
+    // x: [T, d_in]; experts: [T, k] int64 local indices; weights: [T, k]. Returns [T, d_out].
+    torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& experts, const torch::Tensor& weights) const;
+    // The same by brute force: every expert's delta for every token, then the weighted sum. For tests.
+    torch::Tensor applyDense(const torch::Tensor& x, const torch::Tensor& experts, const torch::Tensor& weights) const;
+    // s_e B_e A_e as a dense [d_out, d_in] matrix.
+    torch::Tensor deltaWeight(int64_t e) const;
+
+private:
+    torch::Tensor applyFewTokens(const torch::Tensor& x, const torch::Tensor& experts,
+                                 const torch::Tensor& weights) const;
+    torch::Tensor applyGrouped(const torch::Tensor& x, const torch::Tensor& experts,
+                               const torch::Tensor& weights) const;
+    // Both transposed so that the inner loops of the few-token path are contiguous multiply-adds, which
+    // the compiler vectorises (a dot-product reduction over floats it may not reorder).
+    torch::Tensor At_;  // [N, d_in, r]
+    torch::Tensor Bt_;  // [N, r, d_out], scaled by s
+    std::vector<int64_t> expert_ids_;
+};
+
+}  // namespace phatgoose

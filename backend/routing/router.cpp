@@ -1,0 +1,461 @@
+#include "routing/router.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+
+#include "error.h"
+#include "model/token_batch.h"
+#include "routing/expert_stack.h"
+
+namespace phatgoose {
+namespace {
+
+constexpr double kStandardizeEps = 1e-5;  // LayerNorm's default, as the authors' router uses
+
+// (v - mean(v)) / sqrt(var(v) + eps) along the last dimension, population variance, no affine parameters.
+torch::Tensor standardize(const torch::Tensor& v) {
+    torch::Tensor mean = v.mean(-1, true);
+    torch::Tensor var = (v - mean).pow(2).mean(-1, true);
+    return (v - mean) / torch::sqrt(var + kStandardizeEps);
+}
+
+std::vector<const LoraExpert*> expertsAt(const std::vector<LoraExpert>& experts, const std::string& site,
+                                         bool need_gate, std::vector<int64_t>& ids) {
+    std::vector<const LoraExpert*> out;
+    ids.clear();
+    for (size_t i = 0; i < experts.size(); ++i) {
+        auto it = experts[i].modules.find(site);
+        if (it == experts[i].modules.end() || (need_gate && !it->second.gate.defined())) continue;
+        out.push_back(&experts[i]);
+        ids.push_back(int64_t(i));
+    }
+    return out;
+}
+
+void appendRows(SiteRouting& trace, const torch::Tensor& local_ids, const torch::Tensor& weights,
+                const std::vector<int64_t>& to_library) {
+    torch::Tensor ids = local_ids.contiguous(), w = weights.contiguous().to(torch::kFloat);
+    const int64_t* ip = ids.data_ptr<int64_t>();
+    const float* wp = w.data_ptr<float>();
+    for (int64_t i = 0; i < ids.numel(); ++i) {
+        trace.experts.push_back(int32_t(to_library[size_t(ip[i])]));
+        trace.weights.push_back(wp[i]);
+    }
+    trace.tokens += ids.size(0);
+}
+
+// merge: one dense averaged delta per layer.
+class DenseDelta : public LinearAdapter {
+public:
+    explicit DenseDelta(torch::Tensor delta) : delta_(std::move(delta)) {}
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
+        return base + project(x, delta_);
+    }
+
+private:
+    torch::Tensor delta_;  // [d_out, d_in]
+};
+
+enum class ScoreRule { Standardized, AbsoluteDot };
+
+// Token-wise top-k routing (phatgoose, average-activation, arrow): scores of every candidate from one
+// matmul, then only the kept experts are applied.
+class TokenRouter : public LinearAdapter {
+public:
+    TokenRouter(ExpertStack stack, const torch::Tensor& keys, ScoreRule rule, int64_t k, SiteRouting* trace,
+                bool record_scores, bool dense)
+        : stack_(std::move(stack)), rule_(rule), k_(std::min(k, stack_.size())), trace_(trace),
+          record_scores_(record_scores), dense_(dense) {
+        keys_t_ = (rule == ScoreRule::Standardized ? standardize(keys) : keys).t().contiguous();  // [d_in, N]
+    }
+
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
+        torch::Tensor x2 = x.reshape({-1, x.size(-1)});  // [tokens, d_in]
+        torch::Tensor scores = score(x2);                // [tokens, N]
+        auto [kept, ids] = scores.topk(k_, 1);           // [tokens, k]
+        torch::Tensor weights = torch::softmax(kept, 1);
+        torch::Tensor delta = dense_ ? stack_.applyDense(x2, ids, weights) : stack_.apply(x2, ids, weights);
+        if (trace_) record(scores, ids, weights);
+        return base + delta.view(base.sizes());
+    }
+
+    int64_t bytes() const { return stack_.bytes() + keys_t_.numel() * int64_t(sizeof(float)); }
+
+private:
+    torch::Tensor score(const torch::Tensor& x2) const {
+        torch::Tensor raw = torch::mm(x2, keys_t_);
+        if (rule_ == ScoreRule::AbsoluteDot) return raw.abs();
+        // LN(u) . LN(v) = (u . LN(v)) / sigma_u because LN(v) sums to zero: no need to standardise u itself.
+        torch::Tensor mean = x2.mean(1, true);
+        torch::Tensor sigma = torch::sqrt((x2 - mean).pow(2).mean(1, true) + kStandardizeEps);
+        return raw / (sigma * std::sqrt(double(x2.size(1))));
+    }
+
+    void record(const torch::Tensor& scores, const torch::Tensor& ids, const torch::Tensor& weights) {
+        appendRows(*trace_, ids, weights, stack_.expertIds());
+        if (!record_scores_) return;
+        torch::Tensor s = scores.contiguous();
+        trace_->scores.insert(trace_->scores.end(), s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+    }
+
+    ExpertStack stack_;
+    torch::Tensor keys_t_;
+    ScoreRule rule_;
+    int64_t k_;
+    SiteRouting* trace_;
+    bool record_scores_, dense_;
+};
+
+// The expert chosen for each batch row (library indices), shared by all layers of a RowRouter-based method.
+struct RowChoice {
+    std::vector<int64_t> experts;  // one per row, or one for every row
+    bool bypass = false;           // while the method embeds its queries with the base model
+};
+
+// single and retrieval: every token of a batch row goes to the one expert chosen for that row.
+class RowRouter : public LinearAdapter {
+public:
+    RowRouter(ExpertStack stack, std::shared_ptr<const RowChoice> choice, SiteRouting* trace)
+        : stack_(std::move(stack)), choice_(std::move(choice)), trace_(trace) {}
+
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
+        if (choice_->bypass) return base;
+        const int64_t rows = x.size(0), len = x.numel() / (x.size(0) * x.size(-1));
+        const std::vector<int64_t>& chosen = choice_->experts;
+        if (chosen.size() != 1 && int64_t(chosen.size()) != rows)
+            throw Error("routing: the batch has " + std::to_string(rows) + " rows but " +
+                        std::to_string(chosen.size()) + " were routed");
+        std::vector<int64_t> local(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) local[size_t(r)] = toLocal(chosen.size() == 1 ? chosen[0] : chosen[size_t(r)]);
+        torch::Tensor ids = torch::tensor(local).repeat_interleave(len).unsqueeze(1);  // [tokens, 1]
+        torch::Tensor weights = torch::ones({ids.size(0), 1});
+        torch::Tensor x2 = x.reshape({-1, x.size(-1)});
+        if (trace_) appendRows(*trace_, ids, weights, stack_.expertIds());
+        return base + stack_.apply(x2, ids, weights).view(base.sizes());
+    }
+
+    int64_t bytes() const { return stack_.bytes(); }
+
+private:
+    int64_t toLocal(int64_t library_id) const {
+        const auto& ids = stack_.expertIds();
+        auto it = std::find(ids.begin(), ids.end(), library_id);
+        if (it == ids.end()) throw Error("routing: the chosen expert has no LoRA module here");
+        return int64_t(it - ids.begin());
+    }
+    ExpertStack stack_;
+    std::shared_ptr<const RowChoice> choice_;
+    SiteRouting* trace_;
+};
+
+// The top right-singular vector of B A (Arrow's router key), from the small [r, d_in] factor R_B A.
+torch::Tensor arrowKey(const LoraModule& m) {
+    auto [q, r] = torch::linalg_qr(m.B);  // B = Q R, so B A = Q (R A) and shares R A's right singular vectors
+    auto [u, s, vh] = torch::linalg_svd(torch::mm(r, m.A), false);
+    return vh[0];
+}
+
+// Mean input to every covered layer over an expert's examples: token mean per example, then the mean over
+// examples (the average-activation baseline's router key).
+class ActivationMean : public LinearAdapter {
+public:
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
+        torch::Tensor per_example = x.mean(1);  // [batch, d_in]
+        sum_ = sum_.defined() ? sum_ + per_example.sum(0) : per_example.sum(0);
+        count_ += x.size(0);
+        return base;
+    }
+    torch::Tensor mean() const { return sum_ / double(count_); }
+
+private:
+    torch::Tensor sum_;
+    int64_t count_ = 0;
+};
+
+}  // namespace
+
+// ---- Router -----------------------------------------------------------------------------------------
+
+Router::Router(T5ModelImpl& model, const std::string& method, const std::vector<LoraExpert>& experts,
+               int64_t top_k)
+    : model_(model) {
+    trace_.method = method;
+    trace_.top_k = top_k;
+    for (const auto& e : experts) trace_.expert_names.push_back(e.name);
+}
+
+Router::~Router() {
+    for (auto& linear : attached_) linear.ptr()->setAdapter(nullptr);
+}
+
+void Router::attach(const T5Linear& linear, std::shared_ptr<LinearAdapter> adapter) {
+    if (linear->adapter()) throw Error("routing: a layer of this model is already routed by another router");
+    linear.ptr()->setAdapter(std::move(adapter));
+    attached_.push_back(linear);
+}
+
+SiteRouting& Router::addSite(const LinearSite& site, const std::vector<int64_t>& candidates, int64_t k) {
+    SiteRouting s;
+    s.site = site.path;
+    s.block = site.block;
+    s.kind = site.kind;
+    s.k = std::min<int64_t>(k, int64_t(candidates.size()));
+    // Cross-attention keys and values read the encoder output: their rows are encoder positions.
+    const bool cross_kv = site.kind == "EncDecAttention.k" || site.kind == "EncDecAttention.v";
+    s.decoder_tokens = site.stack == Stack::Decoder && !cross_kv;
+    s.candidates.assign(candidates.begin(), candidates.end());
+    trace_.sites.push_back(std::move(s));
+    return trace_.sites.back();
+}
+
+namespace {
+
+class BaseRouter : public Router {
+public:
+    BaseRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts) : Router(model, "base", experts, 0) {}
+};
+
+class MergeRouter : public Router {
+public:
+    MergeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts) : Router(model, "merge", experts, 0) {
+        torch::NoGradGuard no_grad;
+        for (auto& [site, linear] : model.linears()) {
+            std::vector<int64_t> ids;
+            auto covering = expertsAt(experts, site.path, false, ids);
+            if (covering.empty()) continue;
+            ExpertStack stack(site.path, covering, ids);
+            torch::Tensor delta = torch::zeros({site.d_out, site.d_in});
+            for (int64_t i = 0; i < stack.size(); ++i) delta += stack.deltaWeight(i);
+            // The uniform average over all N experts: an expert without this layer contributes a zero delta.
+            delta /= double(experts.size());
+            bytes_ += delta.numel() * int64_t(sizeof(float));
+            attach(linear, std::make_shared<DenseDelta>(delta));
+        }
+    }
+};
+
+// Token-wise methods differ only in their router keys and score rule.
+class KeyedRouter : public Router {
+public:
+    using KeyFn = std::function<torch::Tensor(const LinearSite&, int64_t library_id, const LoraModule&)>;
+    KeyedRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts, const RoutingSpec& spec, ScoreRule rule,
+                bool need_gate, const KeyFn& key)
+        : Router(model, spec.method, experts, spec.top_k) {
+        trace_.record_scores = spec.record_scores;
+        reserveSites();
+        torch::NoGradGuard no_grad;
+        for (auto& [site, linear] : model.linears()) {
+            std::vector<int64_t> ids;
+            auto covering = expertsAt(experts, site.path, need_gate, ids);
+            if (covering.empty()) continue;
+            std::vector<torch::Tensor> keys;
+            for (size_t i = 0; i < covering.size(); ++i) keys.push_back(key(site, ids[i], covering[i]->modules.at(site.path)));
+            SiteRouting* trace = spec.record_trace ? &addSite(site, ids, spec.top_k) : nullptr;
+            auto router = std::make_shared<TokenRouter>(ExpertStack(site.path, covering, ids), torch::stack(keys), rule,
+                                                        spec.top_k, trace, spec.record_scores, spec.dense_reference);
+            bytes_ += router->bytes();
+            attach(linear, router);
+        }
+    }
+
+};
+
+// Routes whole batch rows to one expert each: `single` (always the named expert) and `retrieval`.
+class RowRoutedRouter : public Router {
+public:
+    RowRoutedRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
+                    std::vector<int64_t> usable)
+        : Router(model, spec.method, experts, 1), choice_(std::make_shared<RowChoice>()) {
+        reserveSites();
+        torch::NoGradGuard no_grad;
+        for (auto& [site, linear] : model.linears()) {
+            std::vector<const LoraExpert*> covering;
+            std::vector<int64_t> ids;
+            for (int64_t i : usable)
+                if (experts[size_t(i)].modules.count(site.path)) {
+                    covering.push_back(&experts[size_t(i)]);
+                    ids.push_back(i);
+                }
+            if (covering.empty()) continue;
+            SiteRouting* trace = spec.record_trace ? &addSite(site, ids, 1) : nullptr;
+            auto router = std::make_shared<RowRouter>(ExpertStack(site.path, covering, ids), choice_, trace);
+            bytes_ += router->bytes();
+            attach(linear, router);
+        }
+        if (usable.size() == 1) choice_->experts = {usable.front()};
+    }
+
+protected:
+    std::shared_ptr<RowChoice> choice_;
+};
+
+// Mean-pooled base-model encoder states, L2-normalised: the embedding retrieval compares ([rows, d_model]).
+torch::Tensor embedInputs(T5ModelImpl& model, const std::vector<std::vector<int64_t>>& inputs) {
+    std::vector<torch::Tensor> parts;
+    for (size_t start = 0; start < inputs.size(); start += 32) {
+        std::vector<std::vector<int64_t>> chunk(inputs.begin() + long(start),
+                                                inputs.begin() + long(std::min(inputs.size(), start + 32)));
+        TokenBatch batch = TokenBatch::fromRows(chunk, model.config().pad_token_id);
+        torch::Tensor states = model.encode(batch.ids, batch.mask);            // [rows, len, d_model]
+        torch::Tensor mask = batch.mask.unsqueeze(2).to(torch::kFloat);        // [rows, len, 1]
+        torch::Tensor pooled = (states * mask).sum(1) / mask.sum(1);           // [rows, d_model]
+        parts.push_back(torch::nn::functional::normalize(pooled, torch::nn::functional::NormalizeFuncOptions().dim(1)));
+    }
+    return torch::cat(parts);
+}
+
+// Retrieval (the paper's baseline, with the base model's own mean-pooled encoder states as the sentence
+// embedding, since no sentence encoder is available offline): each query goes, in every layer, to the expert
+// whose stored training example is most similar by cosine.
+class RetrievalRouter : public RowRoutedRouter {
+public:
+    RetrievalRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
+                    const ExpertExamples& examples)
+        : RowRoutedRouter(model, experts, spec, allIndices(experts.size())) {
+        torch::InferenceMode guard;
+        choice_->bypass = true;
+        std::vector<torch::Tensor> parts;
+        for (size_t e = 0; e < experts.size(); ++e) {
+            auto inputs = examples.inputs[e];
+            if (inputs.size() > ExpertExamples::kMaxExamplesPerExpert) inputs.resize(ExpertExamples::kMaxExamplesPerExpert);
+            parts.push_back(embedInputs(model, inputs));
+            owner_.insert(owner_.end(), inputs.size(), int64_t(e));
+        }
+        choice_->bypass = false;
+        stored_ = torch::cat(parts);  // [examples, d_model]
+        bytes_ += stored_.numel() * int64_t(sizeof(float));
+    }
+
+    void beginBatch(const std::vector<std::vector<int64_t>>& inputs) override {
+        torch::InferenceMode guard;
+        choice_->bypass = true;
+        torch::Tensor query = embedInputs(model_, inputs);  // [rows, d_model]
+        choice_->bypass = false;
+        torch::Tensor nearest = torch::mm(query, stored_.t()).argmax(1);
+        choice_->experts.clear();
+        for (int64_t r = 0; r < nearest.size(0); ++r) choice_->experts.push_back(owner_[size_t(nearest[r].item<int64_t>())]);
+    }
+
+private:
+    static std::vector<int64_t> allIndices(size_t n) {
+        std::vector<int64_t> v(n);
+        for (size_t i = 0; i < n; ++i) v[i] = int64_t(i);
+        return v;
+    }
+    torch::Tensor stored_;
+    std::vector<int64_t> owner_;
+};
+
+// Mean input of every linear layer over each expert's examples: [expert] -> site path -> [d_in].
+std::vector<std::map<std::string, torch::Tensor>> averageActivations(T5ModelImpl& model,
+                                                                     const std::vector<LoraExpert>& experts,
+                                                                     const ExpertExamples& examples) {
+    torch::InferenceMode guard;
+    std::vector<std::map<std::string, torch::Tensor>> out(experts.size());
+    auto linears = model.linears();
+    for (size_t e = 0; e < experts.size(); ++e) {
+        std::vector<std::shared_ptr<ActivationMean>> recorders;
+        for (auto& [site, linear] : linears) {
+            if (linear->adapter()) throw Error("routing: the model is already routed");
+            recorders.push_back(std::make_shared<ActivationMean>());
+            linear->setAdapter(recorders.back());
+        }
+        const size_t n = std::min(examples.inputs[e].size(), ExpertExamples::kMaxExamplesPerExpert);
+        try {
+            for (size_t start = 0; start < n; start += 16) {
+                const size_t end = std::min(n, start + 16);
+                std::vector<std::vector<int64_t>> in(examples.inputs[e].begin() + long(start), examples.inputs[e].begin() + long(end));
+                std::vector<std::vector<int64_t>> dec;
+                for (size_t i = start; i < end; ++i) {
+                    std::vector<int64_t> d{model.config().decoder_start_token_id};
+                    d.insert(d.end(), examples.targets[e][i].begin(), examples.targets[e][i].end() - 1);
+                    dec.push_back(std::move(d));
+                }
+                // Rows of one length at a time, so that padding does not dilute the token means.
+                for (size_t i = 0; i < in.size(); ++i) {
+                    torch::Tensor ids = torch::tensor(in[i]).unsqueeze(0);
+                    torch::Tensor enc = model.encode(ids, torch::ones_like(ids));
+                    model.decode(torch::tensor(dec[i]).unsqueeze(0), enc, torch::ones_like(ids));
+                }
+            }
+        } catch (...) {
+            for (auto& [site, linear] : linears) linear->setAdapter(nullptr);
+            throw;
+        }
+        for (size_t i = 0; i < linears.size(); ++i) {
+            linears[i].second->setAdapter(nullptr);
+            out[e][linears[i].first.path] = recorders[i]->mean();
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& routingMethodNames() {
+    static const std::vector<std::string> names{"base",  "single", "merge",    "retrieval", "average-activation",
+                                                "arrow", "phatgoose"};
+    return names;
+}
+
+bool routingMethodNeedsExamples(const std::string& method) {
+    return method == "retrieval" || method == "average-activation";
+}
+
+
+namespace {
+
+void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec, const ExpertExamples* examples) {
+    const auto& names = routingMethodNames();
+    if (std::find(names.begin(), names.end(), spec.method) == names.end()) {
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        throw Error("unknown routing method '" + spec.method + "' (choose one of " + list + ")");
+    }
+    if (spec.method == "base") return;
+    if (experts.empty()) throw Error("routing method '" + spec.method + "' needs at least one expert");
+    const bool token_wise = spec.method == "phatgoose" || spec.method == "arrow" || spec.method == "average-activation";
+    if (token_wise && (spec.top_k < 1 || spec.top_k > int64_t(experts.size())))
+        throw Error("top-k must be between 1 and the number of experts (" + std::to_string(experts.size()) +
+                    "), got " + std::to_string(spec.top_k));
+    if (spec.method == "phatgoose" &&
+        std::none_of(experts.begin(), experts.end(), [](const LoraExpert& e) { return e.hasGate(); }))
+        throw Error("routing method 'phatgoose' needs experts with trained gates, and none of the " +
+                    std::to_string(experts.size()) + " experts has one (train them with 'phatgoose train-gate')");
+    if (routingMethodNeedsExamples(spec.method)) {
+        if (!examples || examples->inputs.size() != experts.size() || examples->targets.size() != experts.size())
+            throw Error("routing method '" + spec.method + "' needs each expert's training examples");
+        for (size_t e = 0; e < experts.size(); ++e)
+            if (examples->inputs[e].empty())
+                throw Error("routing method '" + spec.method + "': no training examples for expert '" + experts[e].name + "'");
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<Router> makeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts,
+                                   const RoutingSpec& spec, const ExpertExamples* examples) {
+    validate(experts, spec, examples);
+    const std::string& m = spec.method;
+    if (m == "base") return std::make_unique<BaseRouter>(model, experts);
+    if (m == "merge") return std::make_unique<MergeRouter>(model, experts);
+    if (m == "single") {
+        auto it = std::find_if(experts.begin(), experts.end(), [&](const LoraExpert& e) { return e.name == spec.expert; });
+        if (it == experts.end()) throw Error("routing method 'single': no expert named '" + spec.expert + "'");
+        return std::make_unique<RowRoutedRouter>(model, experts, spec, std::vector<int64_t>{int64_t(it - experts.begin())});
+    }
+    if (m == "retrieval") return std::make_unique<RetrievalRouter>(model, experts, spec, *examples);
+    if (m == "phatgoose")
+        return std::make_unique<KeyedRouter>(model, experts, spec, ScoreRule::Standardized, true,
+                                             [](const LinearSite&, int64_t, const LoraModule& mod) { return mod.gate; });
+    if (m == "arrow")
+        return std::make_unique<KeyedRouter>(model, experts, spec, ScoreRule::AbsoluteDot, false,
+                                             [](const LinearSite&, int64_t, const LoraModule& mod) { return arrowKey(mod); });
+    auto means = std::make_shared<std::vector<std::map<std::string, torch::Tensor>>>(averageActivations(model, experts, *examples));
+    return std::make_unique<KeyedRouter>(model, experts, spec, ScoreRule::Standardized, false,
+                                         [means](const LinearSite& site, int64_t e, const LoraModule&) { return (*means)[size_t(e)].at(site.path); });
+}
+
+}  // namespace phatgoose
