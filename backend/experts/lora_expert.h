@@ -1,0 +1,103 @@
+#pragma once
+// A LoRA expert: low-rank deltas on some of a T5's linear layers (y = W x + s * B (A x)), stored as a
+// Hugging Face PEFT adapter folder, plus its optional PHATGOOSE gate (one vector per LoRA module).
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/t5_config.h"
+
+namespace phatgoose {
+
+// The subset of PEFT's LoraConfig that this workbench supports; anything else is refused on load.
+struct LoraSettings {
+    int64_t r = 16;
+    double lora_alpha = 1.0;
+    bool use_rslora = false;
+    // Leaf names ("q", "wi_0", ...) or, when target_regex is set, a regex matched against the full module
+    // path ("encoder.block.0.layer.0.SelfAttention.q") with std::regex_match, as PEFT does. As in PEFT, a
+    // list entry matches a path that ends with "." + entry or equals it (a full path, then whatever its
+    // block).
+    std::vector<std::string> target_modules;
+    std::optional<std::string> target_regex;
+    // Block indices (encoder.block.N and decoder.block.N alike; saved with PEFT's layers_pattern "block");
+    // empty = every block. Like PEFT, applies to target_modules lists only, not to a target_regex.
+    std::vector<int64_t> layers_to_transform;
+    std::string base_model_name_or_path;
+    double scale() const;  // lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA
+    // Every linear layer of T5 (PHATGOOSE's choice).
+    static std::vector<std::string> allLinearLeaves(const T5Config& config);
+};
+
+// Which of the model's linear layers these settings target. Throws when none match.
+std::vector<LinearSite> resolveTargets(const LoraSettings& settings, const T5Config& config);
+
+struct LoraModule {
+    torch::Tensor A;     // [r, d_in]
+    torch::Tensor B;     // [d_out, r]
+    torch::Tensor gate;  // [d_in], undefined when the expert has no gate
+};
+
+// What gate training recorded beside the gate (phatgoose_gate.json).
+struct GateRecord {
+    int64_t steps = 0;
+    double learning_rate = 0.0;
+    int64_t batch_size = 0;
+    uint64_t seed = 0;
+    double final_loss = 0.0;
+    std::string dataset;
+    std::vector<double> loss_curve;
+};
+
+// What expert training recorded (training_summary.json, optional).
+struct TrainingRecord {
+    int64_t steps = 0;
+    double final_loss = 0.0;
+    double best_valid_loss = 0.0;
+    std::string dataset;
+    std::string task;
+    std::vector<double> loss_curve;
+};
+
+struct LoraExpert {
+    std::string name;  // the folder name
+    std::filesystem::path dir;
+    LoraSettings settings;
+    std::map<std::string, LoraModule>
+        modules;  // by module path, e.g. "decoder.block.1.layer.2.DenseReluDense.wo"
+    std::optional<GateRecord> gate_record;
+    std::optional<TrainingRecord> training_record;
+
+    double scale() const { return settings.scale(); }
+    bool hasGate() const;  // every module has a gate vector
+    int64_t parameterBytes() const;
+};
+
+// Reads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) and, when present, its gate
+// (phatgoose_gate.safetensors, and phatgoose_gate.json when present) and training summary. Everything is
+// checked against `base`: every module exists with the right shapes, the rank is positive, no NaN or Inf in
+// the weights, no unsupported PEFT feature (DoRA, bias training, modules_to_save, rank/alpha patterns,
+// fan_in_fan_out...). Errors name the file and the problem.
+LoraExpert loadLoraExpert(const std::filesystem::path& dir, const T5Config& base);
+
+// A fresh expert: A ~ small random (Kaiming-uniform as PEFT), B = 0, on the resolved targets.
+LoraExpert initLoraExpert(const std::string& name, const LoraSettings& settings, const T5Config& base,
+                          uint64_t seed);
+
+// Writes adapter_config.json + adapter_model.safetensors (PEFT key names), each file atomically. Also
+// writes the gate and records that are present, and removes gate or summary files left in `dir` by an
+// earlier save that the expert no longer has. The expert is checked before anything is written.
+void saveLoraExpert(const LoraExpert& expert, const std::filesystem::path& dir);
+// Writes only phatgoose_gate.safetensors (keys "<module path>.gate", [d_in]) and phatgoose_gate.json (when
+// gate_record is set) into an existing expert folder. Throws when a module has no gate.
+void saveGate(const LoraExpert& expert, const std::filesystem::path& dir);
+
+// The PEFT key of a module's A or B: "base_model.model.<path>.lora_A.weight".
+std::string peftKey(const std::string& module_path, char which);
+
+}  // namespace phatgoose
