@@ -35,17 +35,18 @@ int64_t ExpertStack::bytes() const { return (At_.numel() + Bt_.numel()) * int64_
 
 torch::Tensor ExpertStack::deltaWeight(int64_t e) const { return torch::mm(Bt_[e].t(), At_[e].t()); }
 
-torch::Tensor ExpertStack::apply(const torch::Tensor& x, const torch::Tensor& experts,
-                                 const torch::Tensor& weights) const {
-    if (experts.numel() <= kFewPairs && !x.requires_grad()) return applyFewTokens(x, experts, weights);
-    return applyGrouped(x, experts, weights);
+void ExpertStack::addInto(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
+                          const torch::Tensor& weights) const {
+    if (experts.numel() <= kFewPairs && !x.requires_grad() && !out.requires_grad() && out.is_contiguous())
+        addFewTokens(out, x, experts, weights);
+    else
+        addGrouped(out, x, experts, weights);
 }
 
-torch::Tensor ExpertStack::applyFewTokens(const torch::Tensor& x_in, const torch::Tensor& experts_in,
-                                          const torch::Tensor& weights_in) const {
+void ExpertStack::addFewTokens(torch::Tensor& out, const torch::Tensor& x_in, const torch::Tensor& experts_in,
+                               const torch::Tensor& weights_in) const {
     torch::Tensor x = x_in.contiguous(), experts = experts_in.contiguous(), weights = weights_in.contiguous();
     const int64_t tokens = x.size(0), k = experts.size(1), r = rank(), d_in = dIn(), d_out = dOut();
-    torch::Tensor out = torch::zeros({tokens, d_out});
     const float* xs = x.data_ptr<float>();
     const int64_t* ids = experts.data_ptr<int64_t>();
     const float* ws = weights.data_ptr<float>();
@@ -72,28 +73,33 @@ torch::Tensor ExpertStack::applyFewTokens(const torch::Tensor& x_in, const torch
             }
         }
     }
-    return out;
 }
 
-torch::Tensor ExpertStack::applyGrouped(const torch::Tensor& x, const torch::Tensor& experts,
-                                        const torch::Tensor& weights) const {
-    const int64_t tokens = x.size(0), k = experts.size(1);
-    torch::Tensor flat = experts.reshape({-1});                                            // [T*k]
-    torch::Tensor order = flat.argsort();                                                  // pairs by expert
-    torch::Tensor token_of = order.div(k, "floor");                                        // [T*k]
-    torch::Tensor w_sorted = weights.reshape({-1}).index_select(0, order).unsqueeze(1);   // [T*k, 1]
-    torch::Tensor counts = flat.bincount(torch::Tensor(), size()).cpu();
+void ExpertStack::addGrouped(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
+                             const torch::Tensor& weights) const {
+    const int64_t k = experts.size(1), pairs = experts.numel();
+    // (token, expert) pairs sorted by expert, so that each expert's rows are one contiguous slice and the
+    // whole layer costs two small matmuls per used expert plus a handful of gathers.
+    torch::Tensor flat = experts.reshape({-1});                                          // [pairs]
+    torch::Tensor order = flat.argsort();
+    torch::Tensor token_of = order.div(k, "floor");                                      // [pairs]
+    torch::Tensor counts = flat.bincount(torch::Tensor(), size());
     const int64_t* count = counts.data_ptr<int64_t>();
-    torch::Tensor out = torch::zeros({tokens, dOut()}, x.options());
-    int64_t start = 0;
-    for (int64_t e = 0; e < size(); ++e) {
-        if (count[e] == 0) continue;
-        torch::Tensor rows = token_of.narrow(0, start, count[e]);
-        torch::Tensor h = torch::mm(x.index_select(0, rows), At_[e]) * w_sorted.narrow(0, start, count[e]);
-        out.index_add_(0, rows, torch::mm(h, Bt_[e]));  // [count, d_out]
-        start += count[e];
-    }
-    return out;
+    torch::Tensor xs = x.index_select(0, token_of);                                      // [pairs, d_in]
+    torch::Tensor h = torch::empty({pairs, rank()}, x.options());                       // [pairs, r]
+    for (int64_t e = 0, start = 0; e < size(); start += count[e], ++e)
+        if (count[e] > 0) {
+            torch::Tensor slice = h.narrow(0, start, count[e]);
+            torch::mm_out(slice, xs.narrow(0, start, count[e]), At_[e]);
+        }
+    h.mul_(weights.reshape({-1}).index_select(0, order).unsqueeze(1));
+    torch::Tensor ys = torch::empty({pairs, dOut()}, x.options());                      // [pairs, d_out]
+    for (int64_t e = 0, start = 0; e < size(); start += count[e], ++e)
+        if (count[e] > 0) {
+            torch::Tensor slice = ys.narrow(0, start, count[e]);
+            torch::mm_out(slice, h.narrow(0, start, count[e]), Bt_[e]);
+        }
+    out.index_add_(0, token_of, ys);
 }
 
 torch::Tensor ExpertStack::applyDense(const torch::Tensor& x, const torch::Tensor& experts,

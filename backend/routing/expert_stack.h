@@ -24,19 +24,21 @@ public:
     const std::vector<int64_t>& expertIds() const { return expert_ids_; }
     int64_t bytes() const;
 
-    // sum_j weights[t, j] * s_e B_e A_e x[t] for e = experts[t, j].
-    // x: [T, d_in]; experts: [T, k] int64 local indices; weights: [T, k]. Returns [T, d_out].
-    torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& experts, const torch::Tensor& weights) const;
+    // out[t] += sum_j weights[t, j] * s_e B_e A_e x[t] for e = experts[t, j], in place (adding into the base
+    // layer's output saves two passes over [T, d_out]).
+    // x: [T, d_in]; experts: [T, k] int64 local indices; weights: [T, k]; out: [T, d_out] contiguous.
+    void addInto(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
+                 const torch::Tensor& weights) const;
     // The same by brute force: every expert's delta for every token, then the weighted sum. For tests.
     torch::Tensor applyDense(const torch::Tensor& x, const torch::Tensor& experts, const torch::Tensor& weights) const;
     // s_e B_e A_e as a dense [d_out, d_in] matrix.
     torch::Tensor deltaWeight(int64_t e) const;
 
 private:
-    torch::Tensor applyFewTokens(const torch::Tensor& x, const torch::Tensor& experts,
-                                 const torch::Tensor& weights) const;
-    torch::Tensor applyGrouped(const torch::Tensor& x, const torch::Tensor& experts,
-                               const torch::Tensor& weights) const;
+    void addFewTokens(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
+                      const torch::Tensor& weights) const;
+    void addGrouped(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
+                    const torch::Tensor& weights) const;
     // Both transposed so that the inner loops of the few-token path are contiguous multiply-adds, which
     // the compiler vectorises (a dot-product reduction over floats it may not reorder).
     torch::Tensor At_;  // [N, d_in, r]

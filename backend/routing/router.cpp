@@ -76,9 +76,11 @@ public:
         torch::Tensor scores = score(x2);                // [tokens, N]
         auto [kept, ids] = scores.topk(k_, 1);           // [tokens, k]
         torch::Tensor weights = torch::softmax(kept, 1);
-        torch::Tensor delta = dense_ ? stack_.applyDense(x2, ids, weights) : stack_.apply(x2, ids, weights);
         if (trace_) record(scores, ids, weights);
-        return base + delta.view(base.sizes());
+        if (dense_) return base + stack_.applyDense(x2, ids, weights).view(base.sizes());
+        torch::Tensor out = base.reshape({-1, base.size(-1)});  // a view of base: the experts add in place
+        stack_.addInto(out, x2, ids, weights);
+        return out.view(base.sizes());
     }
 
     int64_t bytes() const { return stack_.bytes() + keys_t_.numel() * int64_t(sizeof(float)); }
@@ -88,9 +90,8 @@ private:
         torch::Tensor raw = torch::mm(x2, keys_t_);
         if (rule_ == ScoreRule::AbsoluteDot) return raw.abs();
         // LN(u) . LN(v) = (u . LN(v)) / sigma_u because LN(v) sums to zero: no need to standardise u itself.
-        torch::Tensor mean = x2.mean(1, true);
-        torch::Tensor sigma = torch::sqrt((x2 - mean).pow(2).mean(1, true) + kStandardizeEps);
-        return raw / (sigma * std::sqrt(double(x2.size(1))));
+        torch::Tensor var = torch::var(x2, 1, /*unbiased=*/false, /*keepdim=*/true);
+        return raw / (torch::sqrt(var + kStandardizeEps) * std::sqrt(double(x2.size(1))));
     }
 
     void record(const torch::Tensor& scores, const torch::Tensor& ids, const torch::Tensor& weights) {
@@ -133,7 +134,9 @@ public:
         torch::Tensor weights = torch::ones({ids.size(0), 1});
         torch::Tensor x2 = x.reshape({-1, x.size(-1)});
         if (trace_) appendRows(*trace_, ids, weights, stack_.expertIds());
-        return base + stack_.apply(x2, ids, weights).view(base.sizes());
+        torch::Tensor out = base.reshape({-1, base.size(-1)});
+        stack_.addInto(out, x2, ids, weights);
+        return out.view(base.sizes());
     }
 
     int64_t bytes() const { return stack_.bytes(); }
