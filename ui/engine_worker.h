@@ -1,8 +1,12 @@
 #pragma once
 // The engine's side of the GUI: a QObject moved to a worker QThread. Requests arrive as queued slot calls,
-// answers leave as signals carrying plain data. The GUI thread never runs model code.
+// answers leave as signals carrying plain data (no LibTorch types). The GUI thread never runs model code.
 #include <QObject>
 #include <QString>
+#include <QStringList>
+#include <memory>
+
+#include "routing/routing_trace.h"
 
 namespace phatgoose::ui {
 
@@ -10,16 +14,44 @@ struct ModelSummaryView {
     QString folder, family, shape, vocabulary, parameters, dtype, lora_sites;
 };
 
+struct ProbeRequest {
+    QString prompt;
+    QString method = "phatgoose";
+    int top_k = 2;
+    int max_new_tokens = 16;
+};
+
+struct ProbeResult {
+    QString output;
+    phatgoose::RoutingTrace trace;
+};
+
 class EngineWorker : public QObject {
     Q_OBJECT
+public:
+    EngineWorker();
+    ~EngineWorker() override;
+
 public Q_SLOTS:
     void openModel(const QString& folder);
+    void openLibrary(const QString& folder);
+    void probe(const phatgoose::ui::ProbeRequest& request);
+
 Q_SIGNALS:
     void busy(const QString& what);
+    void idle();
     void modelOpened(const phatgoose::ui::ModelSummaryView& summary);
+    void libraryOpened(const QString& folder, const QStringList& experts);
+    void probed(const phatgoose::ui::ProbeResult& result);
     void failed(const QString& message);
+
+private:
+    struct Engine;  // the loaded model and experts; LibTorch stays in the .cpp
+    std::unique_ptr<Engine> engine_;
 };
 
 }  // namespace phatgoose::ui
 
 Q_DECLARE_METATYPE(phatgoose::ui::ModelSummaryView)
+Q_DECLARE_METATYPE(phatgoose::ui::ProbeRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::ProbeResult)
