@@ -7,6 +7,6 @@ phatgoose_test(test_t5_engine
     LIBS phatgoose_backend
     LABELS unit)
 phatgoose_test(test_cli
-    SOURCES test_cli.cpp reference_case.cpp fixtures/tiny_t5.cpp
+    SOURCES test_cli.cpp reference_case.cpp fixtures/tiny_t5.cpp fixtures/random_experts.cpp
     LIBS phatgoose_cli
     LABELS unit cli)

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "experts/lora_expert.h"
+#include "fixtures/random_experts.h"
 #include "fixtures/tiny_t5.h"
 #include "reference_case.h"
 
@@ -45,21 +47,84 @@ double maxAbsDiff(const nlohmann::json& rows, const std::vector<float>& flat) {
 class CliTest : public QObject {
     Q_OBJECT
     QTemporaryDir tmp_;
-    std::string tiny_;
+    std::string tiny_, library_, ungated_;
 
 private Q_SLOTS:
-    void initTestCase() { tiny_ = phatgoose::testing::writeTinyT5(fs::path(tmp_.path().toStdString()) / "tiny").string(); }
+    void initTestCase() {
+        const fs::path root(tmp_.path().toStdString());
+        tiny_ = phatgoose::testing::writeTinyT5(root / "tiny").string();
+        const T5Config config = phatgoose::testing::tinyConfig({});
+        library_ = (root / "library").string();
+        ungated_ = (root / "ungated").string();
+        for (int i = 0; i < 3; ++i) {
+            const std::string name = "expert" + std::to_string(i);
+            saveLoraExpert(phatgoose::testing::randomExpert(name, config, uint64_t(40 + i)),
+                           fs::path(library_) / name);
+            saveLoraExpert(phatgoose::testing::randomExpert(name, config, uint64_t(40 + i), 4, false),
+                           fs::path(ungated_) / name);
+        }
+    }
+
+    // With --adapter, `phatgoose logits` reproduces Hugging Face + PEFT.
+    void logitsWithAdapterMatchReference_data() { logitsMatchReference_data(); }
+    void logitsWithAdapterMatchReference() {
+        QFETCH(QString, name);
+        auto ref = phatgoose::testing::loadReferenceCase(name.toStdString());
+        Run r = cli({"logits", "--model", (ref.dir / "model").string(), "--adapter",
+                     (ref.dir / "lora").string(), "--input-ids", join(ref.input_ids), "--decoder-ids",
+                     join(ref.decoder_input_ids), "--greedy", std::to_string(ref.max_new_tokens)});
+        QCOMPARE(r.code, 0);
+        auto j = nlohmann::json::parse(r.out);
+        QVERIFY(maxAbsDiff(j.at("logits"), ref.lora.logits) < 1e-4);
+        QVERIFY(maxAbsDiff(j.at("encoder_last_hidden_state"), ref.lora.encoder_last_hidden_state) < 1e-4);
+        QCOMPARE(j.at("greedy_ids").get<std::vector<int64_t>>(), ref.lora.greedy_ids);
+    }
+
+    void routePrintsTrace() {
+        Run r = cli({"route", "--json", "--model", tiny_, "--experts", library_, "--top-k", "2",
+                     "--max-new-tokens", "4", "count the letters"});
+        QCOMPARE(r.code, 0);
+        auto j = nlohmann::json::parse(r.out);
+        auto trace = j.at("trace");
+        QCOMPARE(trace.at("method").get<std::string>(), std::string("phatgoose"));
+        QCOMPARE(trace.at("expert_names").size(), size_t(3));
+        const size_t enc = trace.at("encoder_pieces").size();
+        for (const auto& site : trace.at("sites")) {
+            const size_t rows =
+                site.at("decoder_tokens").get<bool>() ? trace.at("decoder_pieces").size() : enc;
+            QCOMPARE(site.at("tokens").get<size_t>(), rows);
+            QCOMPARE(site.at("experts").size(), rows * 2);
+        }
+        Run table = cli(
+            {"route", "--model", tiny_, "--experts", library_, "--max-new-tokens", "4", "count the letters"});
+        QCOMPARE(table.code, 0);
+        QVERIFY(table.out.find("Encoder tokens") != std::string::npos);
+        QVERIFY(table.out.find("expert2") != std::string::npos);
+    }
+
+    void generateUnderEveryDataFreeMethod_data() {
+        QTest::addColumn<QString>("method");
+        for (const char* m : {"base", "merge", "arrow", "phatgoose"}) QTest::newRow(m) << m;
+    }
+    void generateUnderEveryDataFreeMethod() {
+        QFETCH(QString, method);
+        Run r = cli({"generate", "--model", tiny_, "--experts", library_, "--method", method.toStdString(),
+                     "--max-new-tokens", "4", "sort these numbers"});
+        QCOMPARE(r.code, 0);
+    }
 
     // `phatgoose logits` is the form outside parity checks use: it must reproduce the reference outputs.
     void logitsMatchReference_data() {
         QTest::addColumn<QString>("name");
-        for (const auto& n : phatgoose::testing::referenceCaseNames()) QTest::newRow(n.c_str()) << QString::fromStdString(n);
+        for (const auto& n : phatgoose::testing::referenceCaseNames())
+            QTest::newRow(n.c_str()) << QString::fromStdString(n);
     }
     void logitsMatchReference() {
         QFETCH(QString, name);
         auto ref = phatgoose::testing::loadReferenceCase(name.toStdString());
         Run r = cli({"logits", "--model", (ref.dir / "model").string(), "--input-ids", join(ref.input_ids),
-                     "--decoder-ids", join(ref.decoder_input_ids), "--greedy", std::to_string(ref.max_new_tokens)});
+                     "--decoder-ids", join(ref.decoder_input_ids), "--greedy",
+                     std::to_string(ref.max_new_tokens)});
         QCOMPARE(r.code, 0);
         QCOMPARE(std::count(r.out.begin(), r.out.end(), '\n'), 1L);  // one JSON object, one line
         auto j = nlohmann::json::parse(r.out);
@@ -88,8 +153,10 @@ private Q_SLOTS:
     }
 
     void generateAgreesWithBeams() {
-        Run greedy = cli({"generate", "--json", "--model", tiny_, "--max-new-tokens", "8", "count the letters"});
-        Run beam = cli({"generate", "--json", "--model", tiny_, "--max-new-tokens", "8", "--beams", "1", "count the letters"});
+        Run greedy =
+            cli({"generate", "--json", "--model", tiny_, "--max-new-tokens", "8", "count the letters"});
+        Run beam = cli({"generate", "--json", "--model", tiny_, "--max-new-tokens", "8", "--beams", "1",
+                        "count the letters"});
         QCOMPARE(greedy.code, 0);
         QCOMPARE(greedy.out, beam.out);
         QVERIFY(nlohmann::json::parse(greedy.out).at("ids").size() <= 8);
@@ -97,7 +164,9 @@ private Q_SLOTS:
 
     void everyCommandHasHelp_data() {
         QTest::addColumn<QString>("command");
-        for (const char* c : {"info", "tokenize", "generate", "logits", "bench"}) QTest::newRow(c) << c;
+        for (const char* c :
+             {"info", "tokenize", "generate", "logits", "route", "train-expert", "train-gate", "bench"})
+            QTest::newRow(c) << c;
     }
     void everyCommandHasHelp() {
         QFETCH(QString, command);
@@ -113,20 +182,49 @@ private Q_SLOTS:
         QTest::newRow("no command") << QStringList{} << 2 << "Usage";
         QTest::newRow("unknown command") << QStringList{"frobnicate"} << 2 << "unknown command 'frobnicate'";
         QTest::newRow("unknown option") << QStringList{"info", "--nope"} << 2 << "nope";
-        QTest::newRow("missing folder") << QStringList{"info", "/no/such/model"} << 1 << "/no/such/model: not a folder";
-        QTest::newRow("ids outside vocabulary") << QStringList{"logits", "--model", "TINY", "--input-ids", "5,99999,1"} << 1 << "outside the vocabulary";
-        QTest::newRow("empty input ids") << QStringList{"logits", "--model", "TINY", "--input-ids", ""} << 1 << "empty input";
-        QTest::newRow("ids not numbers") << QStringList{"logits", "--model", "TINY", "--input-ids", "5,x"} << 1 << "'x' is not an integer";
+        QTest::newRow("missing folder")
+            << QStringList{"info", "/no/such/model"} << 1 << "/no/such/model: not a folder";
+        QTest::newRow("ids outside vocabulary")
+            << QStringList{"logits", "--model", "TINY", "--input-ids", "5,99999,1"} << 1
+            << "outside the vocabulary";
+        QTest::newRow("empty input ids")
+            << QStringList{"logits", "--model", "TINY", "--input-ids", ""} << 1 << "empty input";
+        QTest::newRow("ids not numbers")
+            << QStringList{"logits", "--model", "TINY", "--input-ids", "5,x"} << 1 << "'x' is not an integer";
         QTest::newRow("no text") << QStringList{"generate", "--model", "TINY"} << 1 << "no input text";
-        QTest::newRow("zero beams") << QStringList{"generate", "--model", "TINY", "--beams", "0", "hi"} << 1 << "--beams";
-        QTest::newRow("model without tokenizer") << QStringList{"tokenize", "--model", "/no/such", "x"} << 1 << "spiece.model";
+        QTest::newRow("zero beams") << QStringList{"generate", "--model", "TINY", "--beams", "0", "hi"} << 1
+                                    << "--beams";
+        QTest::newRow("top-k above the number of experts")
+            << QStringList{"route", "--model", "TINY", "--experts", "LIBRARY", "--top-k", "4", "hi"} << 1
+            << "top-k must be between 1 and the number of experts (3)";
+        QTest::newRow("phatgoose without gates")
+            << QStringList{"route", "--model", "TINY", "--experts", "UNGATED", "hi"} << 1
+            << "none of the 3 experts has one";
+        QTest::newRow("unknown method") << QStringList{"generate", "--model",  "TINY",     "--experts",
+                                                       "LIBRARY",  "--method", "teleport", "hi"}
+                                        << 1 << "unknown routing method 'teleport'";
+        QTest::newRow("method without experts")
+            << QStringList{"generate", "--model", "TINY", "--method", "merge", "hi"} << 1
+            << "needs --experts";
+        QTest::newRow("retrieval without data")
+            << QStringList{"generate", "--model",  "TINY",      "--experts",
+                           "LIBRARY",  "--method", "retrieval", "hi"}
+            << 1 << "records no training dataset";
+        QTest::newRow("library is not a library")
+            << QStringList{"route", "--model", "TINY", "--experts", "TINY", "hi"} << 1 << "no expert folders";
+        QTest::newRow("model without tokenizer")
+            << QStringList{"tokenize", "--model", "/no/such", "x"} << 1 << "spiece.model";
     }
     void errors() {
         QFETCH(QStringList, args);
         QFETCH(int, code);
         QFETCH(QString, fragment);
         std::vector<std::string> argv;
-        for (const QString& a : args) argv.push_back(a == "TINY" ? tiny_ : a.toStdString());
+        for (const QString& a : args)
+            argv.push_back(a == "TINY"      ? tiny_
+                           : a == "LIBRARY" ? library_
+                           : a == "UNGATED" ? ungated_
+                                            : a.toStdString());
         Run r = cli(argv);
         QCOMPARE(r.code, code);
         QVERIFY2(QString::fromStdString(r.err).contains(fragment), r.err.c_str());

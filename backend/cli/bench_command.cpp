@@ -7,10 +7,15 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <random>
 
 #include "cli/command.h"
 #include "error.h"
+#include "experts/lora_expert.h"
 #include "model/t5_loader.h"
+#include "routing/router.h"
+#include "training/expert_trainer.h"
+#include "training/gate_trainer.h"
 
 namespace phatgoose {
 namespace {
@@ -110,8 +115,8 @@ DecodeTiming decodeTiming(T5ModelImpl& m) {
 // Peak resident memory of loading `dir` in a process that does nothing else: this binary re-run with the
 // hidden --load-peak-rss option, so that the benchmark's own allocations do not count.
 nlohmann::json loadPeakInFreshProcess(const fs::path& dir) {
-    const std::string command = "'" + fs::read_symlink("/proc/self/exe").string() + "' bench --load-peak-rss '" +
-                                dir.string() + "'";
+    const std::string command =
+        "'" + fs::read_symlink("/proc/self/exe").string() + "' bench --load-peak-rss '" + dir.string() + "'";
     FILE* pipe = popen(command.c_str(), "r");
     if (!pipe) throw Error("bench: cannot start " + command);
     std::string text;
@@ -129,6 +134,101 @@ void runLoadPeak(CommandContext& ctx) {
                               {"peak_rss_mb", procStatusMb("VmHWM")}}
                    .dump()
             << "\n";
+}
+
+// Seconds for one encoder pass over a batch of 8 x 128 tokens (best of 3).
+double prefillSeconds(T5ModelImpl& m) {
+    torch::InferenceMode guard;
+    torch::Tensor ids = torch::randint(3, 32000, {8, 128}), mask = torch::ones_like(ids);
+    m.encode(ids, mask);
+    return bestSeconds(3, [&] { m.encode(ids, mask); });
+}
+
+// PHATGOOSE's own expert shape: rank 16 on every linear layer, each with a gate.
+std::vector<LoraExpert> gatedExperts(const T5Config& config, int count) {
+    LoraSettings settings;
+    settings.r = 16;
+    settings.lora_alpha = 1.0;
+    settings.target_modules = LoraSettings::allLinearLeaves(config);
+    std::vector<LoraExpert> experts;
+    torch::NoGradGuard no_grad;
+    for (int i = 0; i < count; ++i) {
+        experts.push_back(initLoraExpert("expert" + std::to_string(i), settings, config, uint64_t(i)));
+        for (auto& [site, m] : experts.back().modules) {
+            m.B.normal_(0.0, 0.01);  // a fresh expert's B is zero; a trained one's is not
+            m.gate = torch::randn({m.A.size(1)});
+        }
+    }
+    return experts;
+}
+
+void benchRouting(T5ModelImpl& m, nlohmann::json& r) {
+    const double base_prefill = prefillSeconds(m);
+    const DecodeTiming base_decode = decodeTiming(m);
+    std::vector<LoraExpert> experts = gatedExperts(m.config(), 64);
+    r["adapter_mb"] = double(experts.front().parameterBytes()) / 1e6;
+    auto router = makeRouter(m, experts, {.method = "phatgoose", .top_k = 2});
+    experts.clear();  // the router holds the only copy of the experts' weights
+    r["experts"] = 64;
+    r["experts_mb"] = double(router->bytes()) / 1e6;
+    const double routed_prefill = prefillSeconds(m);
+    const DecodeTiming routed_decode = decodeTiming(m);
+    r["phatgoose_prefill_vs_base"] = routed_prefill / base_prefill;
+    r["phatgoose_decode_vs_base"] = routed_decode.pos16_ms / base_decode.pos16_ms;
+    r["phatgoose_decode_ms_per_token_pos16"] = routed_decode.pos16_ms;
+    r["phatgoose_prefill_tokens_per_s"] = 1024.0 / routed_prefill;
+}
+
+// A synthetic task of 64 examples (about 100 input and 20 target tokens each) and a tokenizer trained on
+// it, so that training speed is measured on realistic sequence lengths.
+Dataset benchDataset(const fs::path& dir, std::shared_ptr<Tokenizer>& tokenizer) {
+    const char* words[] = {"alpha",  "beta", "gamma",    "delta",  "sort",  "reverse", "count", "letters",
+                           "number", "word", "question", "answer", "first", "last",    "seven", "three"};
+    std::mt19937 rng(3);
+    auto sentence = [&](int n) {
+        std::string out;
+        for (int i = 0; i < n; ++i) out += std::string(i ? " " : "") + words[rng() % std::size(words)];
+        return out;
+    };
+    Dataset data;
+    data.name = "bench";
+    std::ofstream corpus(dir / "corpus.txt");
+    for (int i = 0; i < 64; ++i) {
+        Example ex;
+        ex.input = sentence(90);
+        ex.target = sentence(18);
+        ex.line = i + 1;
+        corpus << ex.input << "\n" << ex.target << "\n";
+        data.examples.push_back(ex);
+    }
+    corpus.close();
+    Tokenizer::train({dir / "corpus.txt", dir / "spiece", 100, "unigram"});
+    tokenizer = std::make_shared<Tokenizer>(Tokenizer::fromFile(dir / "spiece.model", 0));
+    return data;
+}
+
+// Tokens per second of expert training and of gate training on the same batches (batch 8, a few steps).
+void benchTraining(T5ModelImpl& m, const fs::path& dir, nlohmann::json& r) {
+    std::shared_ptr<Tokenizer> tokenizer;
+    const Dataset data = benchDataset(dir, tokenizer);
+    TrainingOptions options;
+    options.steps = 4;
+    options.batch_size = 8;
+    double expert_rate = 0, gate_rate = 0;
+    ExpertTrainingSettings settings;
+    settings.lora.r = 16;
+    settings.lora.lora_alpha = 1.0;
+    settings.training = options;
+    LoraExpert expert =
+        ExpertTrainer(m, *tokenizer, settings).train(data, nullptr, {[&](const TrainingProgress& p) {
+                                                         expert_rate = p.tokens_per_s;
+                                                     }});
+    GateTrainer(m, *tokenizer, options).train(expert, data, {[&](const TrainingProgress& p) {
+                                                  gate_rate = p.tokens_per_s;
+                                              }});
+    r["expert_train_tokens_per_s"] = expert_rate;
+    r["gate_train_tokens_per_s"] = gate_rate;
+    r["gate_vs_expert_train_speed"] = gate_rate / expert_rate;
 }
 
 void runBench(CommandContext& ctx) {
@@ -151,14 +251,10 @@ void runBench(CommandContext& ctx) {
     }
     r.update(loadPeakInFreshProcess(dir));
     PretrainedT5 t5 = loadPretrainedT5(dir, {.load_tokenizer = false});
-    fs::remove_all(dir);
     r["peak_rss_target_mb"] = 1.3 * r["weights_mb"].get<double>() + 200.0;
 
     {
-        torch::InferenceMode guard;
-        torch::Tensor ids = torch::randint(3, 32000, {8, 128}), mask = torch::ones_like(ids);
-        t5.model->encode(ids, mask);
-        const double s = bestSeconds(3, [&] { t5.model->encode(ids, mask); });
+        const double s = prefillSeconds(*t5.model);
         r["prefill_tokens_per_s"] = 1024.0 / s;
         r["prefill_gflops"] = encoderFlops(config, 1024, 128) / s / 1e9;
         r["prefill_fraction_of_gemm"] = r["prefill_gflops"].get<double>() / r["gemm_gflops"].get<double>();
@@ -167,9 +263,13 @@ void runBench(CommandContext& ctx) {
     r["decode_ms_per_token_pos16"] = d.pos16_ms;
     r["decode_ms_per_token_pos128"] = d.pos128_ms;
     r["decode_pos128_vs_pos16"] = d.pos128_ms / d.pos16_ms;
-    const double bound_ms = double(decoderReadBytes(*t5.model)) / (r["mem_bandwidth_gbs"].get<double>() * 1e9) * 1e3;
+    const double bound_ms =
+        double(decoderReadBytes(*t5.model)) / (r["mem_bandwidth_gbs"].get<double>() * 1e9) * 1e3;
     r["decode_bandwidth_bound_ms"] = bound_ms;
     r["decode_fraction_of_bandwidth_bound"] = bound_ms / d.pos16_ms;
+    if (!ctx.parser.isSet("skip-routing")) benchRouting(*t5.model, r);
+    if (!ctx.parser.isSet("skip-training")) benchTraining(*t5.model, dir, r);
+    fs::remove_all(dir);
     ctx.out << r.dump(2) << "\n";
 }
 
@@ -179,9 +279,12 @@ std::vector<Command> benchCommands() {
     return {{"bench", "Measure speed and memory on a t5-small-shaped random model; prints JSON.",
              [](QCommandLineParser& p) {
                  p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
-                 QCommandLineOption load("load-peak-rss", "Internal: load DIR and print its peak RSS.", "DIR");
+                 QCommandLineOption load("load-peak-rss", "Internal: load DIR and print its peak RSS.",
+                                         "DIR");
                  load.setFlags(QCommandLineOption::HiddenFromHelp);
                  p.addOption(load);
+                 p.addOption({"skip-routing", "Skip the 64-expert PHATGOOSE measurements."});
+                 p.addOption({"skip-training", "Skip the expert- and gate-training measurements."});
              },
              runBench}};
 }

@@ -3,6 +3,7 @@
 #include <ostream>
 
 #include "cli/command.h"
+#include "cli/routing_options.h"
 #include "error.h"
 #include "model/generation.h"
 #include "model/model_summary.h"
@@ -22,7 +23,9 @@ std::string requireModel(const CommandContext& ctx) {
     return ctx.value("model");
 }
 
-std::vector<int64_t> toIds(const std::vector<long long>& v) { return {v.begin(), v.end()}; }
+std::vector<int64_t> toIds(const std::vector<long long>& v) {
+    return {v.begin(), v.end()};
+}
 
 void runInfo(CommandContext& ctx) {
     const auto args = ctx.parser.positionalArguments();
@@ -30,14 +33,21 @@ void runInfo(CommandContext& ctx) {
     const ModelSummary s = summarizeModelFolder(args[0].toStdString());
     const T5Config& c = s.config;
     if (ctx.parser.isSet("json")) {
-        ctx.out << json{{"folder", s.folder},           {"family", c.family()},
+        ctx.out << json{{"folder", s.folder},
+                        {"family", c.family()},
                         {"feed_forward_proj", c.feed_forward_proj},
-                        {"d_model", c.d_model},         {"d_kv", c.d_kv},
-                        {"d_ff", c.d_ff},               {"num_heads", c.num_heads},
-                        {"encoder_layers", c.num_layers}, {"decoder_layers", c.num_decoder_layers},
-                        {"vocab_size", c.vocab_size},   {"tokenizer_size", s.tokenizer_size},
-                        {"parameters", s.parameters},   {"weight_dtype", s.weight_dtype},
-                        {"weights_mb", s.weights_mb},   {"lora_sites", s.lora_sites}}
+                        {"d_model", c.d_model},
+                        {"d_kv", c.d_kv},
+                        {"d_ff", c.d_ff},
+                        {"num_heads", c.num_heads},
+                        {"encoder_layers", c.num_layers},
+                        {"decoder_layers", c.num_decoder_layers},
+                        {"vocab_size", c.vocab_size},
+                        {"tokenizer_size", s.tokenizer_size},
+                        {"parameters", s.parameters},
+                        {"weight_dtype", s.weight_dtype},
+                        {"weights_mb", s.weights_mb},
+                        {"lora_sites", s.lora_sites}}
                        .dump(2)
                 << "\n";
         return;
@@ -81,10 +91,14 @@ void runGenerate(CommandContext& ctx) {
     if (text.empty()) throw Error("no input text given");
     PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx));
     const GenerationOptions opt = generationOptions(ctx);
-    Generation g = generate(*t5.model, {t5.tokenizer->encode(text)}, opt).at(0);
+    auto router = routerFromOptions(ctx, t5, false);
+    const std::vector<int64_t> input = t5.tokenizer->encode(text);
+    if (router) router->beginBatch({input});
+    Generation g = generate(*t5.model, {input}, opt).at(0);
     if (ctx.parser.isSet("json")) {
-        ctx.out << json{{"text", t5.tokenizer->decode(g.ids)}, {"ids", g.ids}, {"log_prob", g.log_prob}}.dump()
-                << "\n";
+        ctx.out
+            << json{{"text", t5.tokenizer->decode(g.ids)}, {"ids", g.ids}, {"log_prob", g.log_prob}}.dump()
+            << "\n";
         return;
     }
     ctx.out << t5.tokenizer->decode(g.ids) << "\n";
@@ -94,20 +108,22 @@ json rows(const torch::Tensor& t) {  // [n, d] float -> [[...], ...]
     torch::Tensor c = t.contiguous();
     json out = json::array();
     const float* p = c.data_ptr<float>();
-    for (int64_t i = 0; i < c.size(0); ++i) out.push_back(std::vector<float>(p + i * c.size(1), p + (i + 1) * c.size(1)));
+    for (int64_t i = 0; i < c.size(0); ++i)
+        out.push_back(std::vector<float>(p + i * c.size(1), p + (i + 1) * c.size(1)));
     return out;
 }
 
 void runLogits(CommandContext& ctx) {
     setComputeThreads(int(ctx.integer("threads", 0)));
     if (!ctx.parser.isSet("input-ids")) throw Error("--input-ids is required");
-    if (ctx.parser.isSet("adapter")) throw Error("--adapter: LoRA adapters are not supported by this build yet");
     PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx), {.load_tokenizer = false});
+    auto router = routerFromOptions(ctx, t5, false);
     const std::vector<int64_t> input = toIds(ctx.integerList("input-ids"));
     std::vector<int64_t> decoder = toIds(ctx.integerList("decoder-ids"));
     if (decoder.empty()) decoder = {t5.config.decoder_start_token_id};
     checkTokenIds(t5.config, input, "--input-ids");
     checkTokenIds(t5.config, decoder, "--decoder-ids");
+    if (router) router->beginBatch({input});
     json j;
     {
         torch::InferenceMode guard;
@@ -152,6 +168,7 @@ std::vector<Command> modelCommands() {
              p.addOption(kJson);
              p.addOption(kThreads);
              generationFlags(p);
+             declareRoutingOptions(p, "phatgoose");
              p.addPositionalArgument("TEXT", "The input text.");
          },
          runGenerate},
@@ -162,7 +179,7 @@ std::vector<Command> modelCommands() {
              p.addOption({"input-ids", "Encoder input ids, comma separated (e.g. 13,7,5,1).", "IDS"});
              p.addOption({"decoder-ids", "Decoder input ids, starting with the start token 0.", "IDS", "0"});
              p.addOption({"greedy", "Also decode greedily for at most N new tokens.", "N"});
-             p.addOption({"adapter", "Apply a PEFT LoRA adapter folder (repeatable).", "DIR"});
+             declareRoutingOptions(p, "phatgoose");
          },
          runLogits},
     };

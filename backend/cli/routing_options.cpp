@@ -1,0 +1,58 @@
+#include "cli/routing_options.h"
+
+#include "error.h"
+#include "experts/expert_library.h"
+#include "routing/expert_examples.h"
+
+namespace phatgoose {
+
+void declareRoutingOptions(QCommandLineParser& p, const QString& default_method) {
+    p.addOption({"experts", "Expert library folder (a folder of PEFT adapter folders).", "DIR"});
+    p.addOption({"adapter", "A PEFT LoRA adapter folder; repeat to form an ad-hoc library.", "DIR"});
+    p.addOption(
+        {"method",
+         "Routing method: base, single, merge, retrieval, average-activation, arrow, phatgoose (default " +
+             default_method + ").",
+         "NAME", default_method});
+    p.addOption({"top-k", "Experts kept per token and module (default 2).", "K", "2"});
+    p.addOption({"expert", "The expert for --method single.", "NAME"});
+    p.addOption({"expert-data",
+                 "Folder of <expert>.jsonl training files (retrieval, average-activation); "
+                 "default: each expert's recorded training dataset.",
+                 "DIR"});
+}
+
+std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT5& t5, bool record_trace) {
+    const QStringList adapters = ctx.parser.values("adapter");
+    if (!ctx.parser.isSet("experts") && adapters.isEmpty()) {
+        if (ctx.parser.isSet("method") && ctx.value("method") != "base")
+            throw Error("--method " + ctx.value("method") + " needs --experts DIR or --adapter DIR");
+        return nullptr;
+    }
+    if (ctx.parser.isSet("experts") && !adapters.isEmpty())
+        throw Error("give --experts or --adapter, not both");
+    std::vector<LoraExpert> experts;
+    if (ctx.parser.isSet("experts")) {
+        experts = std::move(ExpertLibrary::open(ctx.value("experts"), t5.config).experts());
+    } else {
+        for (const QString& dir : adapters) experts.push_back(loadLoraExpert(dir.toStdString(), t5.config));
+    }
+    RoutingSpec spec;
+    spec.method = ctx.value("method");
+    // One adapter and no explicit method: apply it, as PEFT would.
+    if (!ctx.parser.isSet("method") && adapters.size() == 1) spec.method = "single";
+    spec.top_k = ctx.integer("top-k", 1);
+    spec.expert =
+        ctx.parser.isSet("expert") ? ctx.value("expert") : (experts.size() == 1 ? experts[0].name : "");
+    spec.record_trace = record_trace;
+    spec.record_scores = record_trace;
+    std::unique_ptr<ExpertExamples> examples;
+    if (routingMethodNeedsExamples(spec.method)) {
+        if (!t5.tokenizer) t5.tokenizer = std::make_shared<Tokenizer>(Tokenizer::fromModelDir(t5.dir));
+        examples = std::make_unique<ExpertExamples>(
+            loadExpertExamples(experts, *t5.tokenizer, ctx.value("expert-data")));
+    }
+    return makeRouter(*t5.model, experts, spec, examples.get());
+}
+
+}  // namespace phatgoose

@@ -1,0 +1,33 @@
+#include "routing/probe.h"
+
+#include "model/generation.h"
+
+namespace phatgoose {
+
+ProbeOutcome probeWithRouter(PretrainedT5& t5, Router& router, const std::string& prompt,
+                             int64_t max_new_tokens) {
+    const std::vector<int64_t> input = t5.tokenizer->encode(prompt);
+    router.trace().clearTokens();
+    router.beginBatch({input});
+    GenerationOptions options;
+    options.max_new_tokens = max_new_tokens;
+    const Generation g = generate(*t5.model, {input}, options).at(0);
+    ProbeOutcome out;
+    out.output = t5.tokenizer->decode(g.ids);
+    out.trace = router.trace();
+    for (int64_t id : input) out.trace.encoder_pieces.push_back(t5.tokenizer->idToPiece(id));
+    // Decoder rows are the decoder's inputs: the start token, then every generated token but the last.
+    out.trace.decoder_pieces.push_back(t5.tokenizer->idToPiece(t5.config.decoder_start_token_id));
+    for (size_t i = 0; i + 1 < g.ids.size(); ++i)
+        out.trace.decoder_pieces.push_back(t5.tokenizer->idToPiece(g.ids[i]));
+    return out;
+}
+
+ProbeOutcome probePrompt(PretrainedT5& t5, const std::vector<LoraExpert>& experts, RoutingSpec spec,
+                         const std::string& prompt, int64_t max_new_tokens, const ExpertExamples* examples) {
+    spec.record_trace = spec.record_scores = true;
+    auto router = makeRouter(*t5.model, experts, spec, examples);
+    return probeWithRouter(t5, *router, prompt, max_new_tokens);
+}
+
+}  // namespace phatgoose

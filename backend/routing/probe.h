@@ -1,0 +1,26 @@
+#pragma once
+// One prompt through one routing method: the generated text and the full routing trace, with the token
+// pieces filled in. What `phatgoose route` prints and the workbench's probe view draws.
+#include <string>
+#include <vector>
+
+#include "model/t5_loader.h"
+#include "routing/router.h"
+
+namespace phatgoose {
+
+struct ProbeOutcome {
+    std::string output;
+    RoutingTrace trace;
+};
+
+// Greedy decoding under `router` (already attached to t5's model; its trace records).
+ProbeOutcome probeWithRouter(PretrainedT5& t5, Router& router, const std::string& prompt,
+                             int64_t max_new_tokens);
+
+// Builds the router from `spec` (record_trace and record_scores forced on), probes, and detaches it.
+ProbeOutcome probePrompt(PretrainedT5& t5, const std::vector<LoraExpert>& experts, RoutingSpec spec,
+                         const std::string& prompt, int64_t max_new_tokens,
+                         const ExpertExamples* examples = nullptr);
+
+}  // namespace phatgoose
