@@ -1,7 +1,7 @@
 #include "ui/engine_worker.h"
 
-#include "experts/expert_library.h"
 #include "error.h"
+#include "experts/expert_library.h"
 #include "model/t5_loader.h"
 #include "routing/probe.h"
 
@@ -23,15 +23,26 @@ ModelSummaryView summaryOf(const PretrainedT5& t5) {
     v.folder = QString::fromStdString(t5.dir.string());
     v.family = QString::fromStdString(c.family());
     v.shape = QObject::tr("d_model %1, d_kv %2, %3 heads, d_ff %4, %5 encoder + %6 decoder layers")
-                  .arg(c.d_model).arg(c.d_kv).arg(c.num_heads).arg(c.d_ff).arg(c.num_layers).arg(c.num_decoder_layers);
-    v.vocabulary = QObject::tr("%1 rows (tokenizer: %2 pieces and sentinels)").arg(c.vocab_size).arg(t5.tokenizer->size());
-    v.parameters = QObject::tr("%L1 (%2 MB as float32)").arg(t5.parameter_count).arg(double(t5.weight_bytes) / 1e6, 0, 'f', 1);
+                  .arg(c.d_model)
+                  .arg(c.d_kv)
+                  .arg(c.num_heads)
+                  .arg(c.d_ff)
+                  .arg(c.num_layers)
+                  .arg(c.num_decoder_layers);
+    v.vocabulary = QObject::tr("%1 rows (tokenizer: %2 pieces and sentinels)")
+                       .arg(c.vocab_size)
+                       .arg(t5.tokenizer->size());
+    v.parameters = QObject::tr("%L1 (%2 MB as float32)")
+                       .arg(t5.parameter_count)
+                       .arg(double(t5.weight_bytes) / 1e6, 0, 'f', 1);
     v.dtype = QString::fromStdString(t5.weight_dtype);
     v.lora_sites = QObject::tr("%1 linear layers").arg(t5LinearSites(c).size());
     return v;
 }
 
-QString firstLine(const std::exception& e) { return QString::fromStdString(e.what()).section('\n', 0, 0); }
+QString firstLine(const std::exception& e) {
+    return QString::fromStdString(e.what()).section('\n', 0, 0);
+}
 
 }  // namespace
 
@@ -71,7 +82,8 @@ void EngineWorker::probe(const ProbeRequest& request) {
         spec.method = request.method.toStdString();
         spec.top_k = request.top_k;
         if (spec.method == "single" && !engine_->experts.empty()) spec.expert = engine_->experts.front().name;
-        ProbeOutcome outcome = probePrompt(t5, engine_->experts, spec, request.prompt.toStdString(), request.max_new_tokens);
+        ProbeOutcome outcome =
+            probePrompt(t5, engine_->experts, spec, request.prompt.toStdString(), request.max_new_tokens);
         ProbeResult result;
         result.output = QString::fromStdString(outcome.output);
         result.trace = std::move(outcome.trace);

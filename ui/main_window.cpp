@@ -23,7 +23,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     tabs_ = new QTabWidget(this);
     auto* summary = new QWidget(tabs_);
     form_ = new QFormLayout(summary);
-    form_->addRow(new QLabel(tr("Open a T5 model folder (File > Open model folder) to see its summary."), summary));
+    form_->addRow(
+        new QLabel(tr("Open a T5 model folder (File > Open model folder) to see its summary."), summary));
     probe_ = new ProbeView(tabs_);
     tabs_->addTab(summary, tr("Model"));
     tabs_->addTab(probe_, tr("Prompt probe"));
@@ -53,10 +54,11 @@ void MainWindow::connectWorker() {
     });
     connect(worker_, &EngineWorker::idle, this, [this] { probe_->setBusy(false); });
     connect(worker_, &EngineWorker::modelOpened, this, &MainWindow::showSummary);
-    connect(worker_, &EngineWorker::libraryOpened, this, [this](const QString& folder, const QStringList& experts) {
-        library_status_->setText(tr("%n expert(s)", nullptr, int(experts.size())));
-        statusBar()->showMessage(tr("Experts from %1: %2").arg(folder, experts.join(", ")));
-    });
+    connect(worker_, &EngineWorker::libraryOpened, this,
+            [this](const QString& folder, const QStringList& experts) {
+                library_status_->setText(tr("%n expert(s)", nullptr, int(experts.size())));
+                statusBar()->showMessage(tr("Experts from %1: %2").arg(folder, experts.join(", ")));
+            });
     connect(worker_, &EngineWorker::probed, this, [this](const ProbeResult& r) {
         probe_->showResult(r);
         statusBar()->showMessage(tr("Done"));
@@ -79,8 +81,12 @@ void MainWindow::buildMenus() {
     file->addAction(tr("&Quit"), QKeySequence::Quit, qApp, &QApplication::quit);
 }
 
-void MainWindow::openModel(const QString& folder) { Q_EMIT modelRequested(folder); }
-void MainWindow::openLibrary(const QString& folder) { Q_EMIT libraryRequested(folder); }
+void MainWindow::openModel(const QString& folder) {
+    Q_EMIT modelRequested(folder);
+}
+void MainWindow::openLibrary(const QString& folder) {
+    Q_EMIT libraryRequested(folder);
+}
 
 void MainWindow::showSummary(const ModelSummaryView& s) {
     while (form_->rowCount() > 0) form_->removeRow(0);

@@ -52,8 +52,12 @@ ProbeView::ProbeView(QWidget* parent) : QWidget(parent) {
     connect(site_, &QComboBox::currentTextChanged, heatmap_, &RoutingHeatmap::showSite);
 }
 
-void ProbeView::setPrompt(const QString& prompt) { prompt_->setText(prompt); }
-void ProbeView::setMethod(const QString& method) { method_->setCurrentText(method); }
+void ProbeView::setPrompt(const QString& prompt) {
+    prompt_->setText(prompt);
+}
+void ProbeView::setMethod(const QString& method) {
+    method_->setCurrentText(method);
+}
 
 void ProbeView::request() {
     ProbeRequest r;
@@ -64,7 +68,9 @@ void ProbeView::request() {
     Q_EMIT probeRequested(r);
 }
 
-void ProbeView::setBusy(bool busy) { run_->setEnabled(!busy); }
+void ProbeView::setBusy(bool busy) {
+    run_->setEnabled(!busy);
+}
 
 void ProbeView::showResult(const ProbeResult& result) {
     output_->setText(result.output.isEmpty() ? tr("(empty)") : result.output);
@@ -77,6 +83,7 @@ void ProbeView::showResult(const ProbeResult& result) {
     const int keep = site_->findText(current);
     site_->setCurrentIndex(keep >= 0 ? keep : 0);
     heatmap_->showSite(site_->currentText());
+    Q_EMIT resultShown();
 }
 
 }  // namespace phatgoose::ui

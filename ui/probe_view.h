@@ -28,6 +28,10 @@ public:
 
 Q_SIGNALS:
     void probeRequested(const phatgoose::ui::ProbeRequest& request);
+    void resultShown();
+
+public Q_SLOTS:
+    void run() { request(); }
 
 private:
     void request();

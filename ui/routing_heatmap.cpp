@@ -1,7 +1,7 @@
 #include "ui/routing_heatmap.h"
 
 #include <QVBoxLayout>
-#include <qcustomplot.h>
+#include "ui/qcustomplot_include.h"
 
 namespace phatgoose::ui {
 
@@ -38,7 +38,8 @@ void RoutingHeatmap::showSite(const QString& site_name) {
     cells_.assign(size_t(experts), std::vector<double>(size_t(tokens), 0.0));
     for (int t = 0; t < tokens; ++t)
         for (int j = 0; j < site->k; ++j)
-            cells_[size_t(site->experts[size_t(t * site->k + j)])][size_t(t)] = site->weights[size_t(t * site->k + j)];
+            cells_[size_t(site->experts[size_t(t * site->k + j)])][size_t(t)] =
+                site->weights[size_t(t * site->k + j)];
     map_->data()->setSize(tokens, experts);
     map_->data()->setRange(QCPRange(0, tokens - 1), QCPRange(0, experts - 1));
     for (int t = 0; t < tokens; ++t)
@@ -48,12 +49,14 @@ void RoutingHeatmap::showSite(const QString& site_name) {
     token_labels_.clear();
     QSharedPointer<QCPAxisTickerText> x_ticks(new QCPAxisTickerText);
     for (int t = 0; t < tokens; ++t) {
-        const QString piece = t < int(pieces.size()) ? QString::fromStdString(pieces[size_t(t)]) : QString("#%1").arg(t);
+        const QString piece =
+            t < int(pieces.size()) ? QString::fromStdString(pieces[size_t(t)]) : QString("#%1").arg(t);
         token_labels_ << piece;
         x_ticks->addTick(t, piece);
     }
     QSharedPointer<QCPAxisTickerText> y_ticks(new QCPAxisTickerText);
-    for (int e = 0; e < experts; ++e) y_ticks->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+    for (int e = 0; e < experts; ++e)
+        y_ticks->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
     plot_->xAxis->setTicker(x_ticks);
     plot_->yAxis->setTicker(y_ticks);
     plot_->xAxis->setRange(-0.5, tokens - 0.5);

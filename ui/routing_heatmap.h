@@ -1,7 +1,8 @@
 #pragma once
 // Experts x tokens for one module: each cell is the routing weight the token gave the expert there
 // (QCPColorMap + QCPColorScale). Token pieces label the x axis; encoder and decoder rows are drawn by
-// choosing the module (a decoder module's rows are decoder positions, cross-attention k/v's are encoder ones).
+// choosing the module (a decoder module's rows are decoder positions, cross-attention k/v's are encoder
+// ones).
 #include <QWidget>
 
 #include "routing/routing_trace.h"
