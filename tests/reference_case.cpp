@@ -8,7 +8,8 @@ namespace phatgoose::testing {
 
 std::filesystem::path referenceRoot() {
     const char* env = std::getenv("PHATGOOSE_REFERENCE_DIR");
-    if (!env || !*env) throw std::runtime_error("PHATGOOSE_REFERENCE_DIR is not set (run the tests through ctest)");
+    if (!env || !*env)
+        throw std::runtime_error("PHATGOOSE_REFERENCE_DIR is not set (run the tests through ctest)");
     std::filesystem::path root(env);
     if (!std::filesystem::is_directory(root))
         throw std::runtime_error("reference folder " + root.string() + " is missing (shared/reference)");
@@ -21,8 +22,8 @@ const std::vector<std::string>& referenceCaseNames() {
 }
 
 static ReferenceOutputs outputs(const nlohmann::json& j) {
-    return {j.at("encoder_last_hidden_state").get<std::vector<float>>(), j.at("logits").get<std::vector<float>>(),
-            j.at("greedy_ids").get<std::vector<int64_t>>()};
+    return {j.at("encoder_last_hidden_state").get<std::vector<float>>(),
+            j.at("logits").get<std::vector<float>>(), j.at("greedy_ids").get<std::vector<int64_t>>()};
 }
 
 ReferenceCase loadReferenceCase(const std::string& name) {

@@ -31,13 +31,17 @@ torch::Tensor logits(T5ModelImpl& m, const std::vector<int64_t>& input = kInput)
     torch::Tensor full = m.decode(torch::tensor(kDecoder).unsqueeze(0), enc, mask);
     DecoderCache cache;
     std::vector<torch::Tensor> steps;
-    for (int64_t t : kDecoder) steps.push_back(m.decode(torch::tensor(std::vector<int64_t>{t}).unsqueeze(0), enc, mask, &cache));
+    for (int64_t t : kDecoder)
+        steps.push_back(m.decode(torch::tensor(std::vector<int64_t>{t}).unsqueeze(0), enc, mask, &cache));
     const double diff = (torch::cat(steps, 1) - full).abs().max().item<double>();
-    if (diff > 1e-4) throw std::runtime_error("cached and one-pass routed logits differ by " + std::to_string(diff));
+    if (diff > 1e-4)
+        throw std::runtime_error("cached and one-pass routed logits differ by " + std::to_string(diff));
     return full;
 }
 
-double maxDiff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+double maxDiff(const torch::Tensor& a, const torch::Tensor& b) {
+    return (a - b).abs().max().item<double>();
+}
 
 torch::Tensor standardizeDouble(const torch::Tensor& v) {
     torch::Tensor d = v.to(torch::kDouble);
@@ -52,7 +56,8 @@ class RoutingTest : public QObject {
     QTemporaryDir tmp_;
     PretrainedT5 t5_;
 
-    void expectError(const std::vector<LoraExpert>& experts, const RoutingSpec& spec, const QString& fragment) {
+    void expectError(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
+                     const QString& fragment) {
         try {
             makeRouter(*t5_.model, experts, spec);
         } catch (const Error& e) {
@@ -97,7 +102,8 @@ private Q_SLOTS:
         QVERIFY(maxDiff(fast, logits(*t5_.model)) > 1e-3);  // the experts do change the output
     }
 
-    // At one layer, the sparse kernels (few-token loops, grouped matmuls) equal the dense reference within 1e-5.
+    // At one layer, the sparse kernels (few-token loops, grouped matmuls) equal the dense reference within
+    // 1e-5.
     void stackKernelsEqualDense_data() {
         QTest::addColumn<int>("tokens");
         QTest::addColumn<int>("k");
@@ -182,7 +188,8 @@ private Q_SLOTS:
         QVERIFY(trace);
         QCOMPARE(trace->tokens, int64_t(kInput.size()));
         // The input to block 0's q is the first layer norm of the embeddings.
-        torch::Tensor u = t5_.model->encoder->blocks[0]->layers[0]->layer_norm->forward(t5_.model->shared->forward(ids))[0];
+        torch::Tensor u =
+            t5_.model->encoder->blocks[0]->layers[0]->layer_norm->forward(t5_.model->shared->forward(ids))[0];
         std::vector<torch::Tensor> gates;
         for (const auto& e : experts) gates.push_back(e.modules.at(site).gate);
         torch::Tensor expected = torch::mm(standardizeDouble(u), standardizeDouble(torch::stack(gates)).t()) /
@@ -234,8 +241,9 @@ private Q_SLOTS:
         t5_.model->encode(ids, torch::ones_like(ids));
         const std::string site = "encoder.block.0.layer.1.DenseReluDense.wi_0";
         torch::Tensor u = t5_.model->encoder->blocks[0]->layers[1]->layer_norm->forward(
-            t5_.model->encoder->blocks[0]->layers[0]->forward(t5_.model->shared->forward(ids), torch::Tensor(),
-                                                              t5_.model->encoder->positionBias(0, 13, 13), nullptr))[0];
+            t5_.model->encoder->blocks[0]->layers[0]->forward(
+                t5_.model->shared->forward(ids), torch::Tensor(), t5_.model->encoder->positionBias(0, 13, 13),
+                nullptr))[0];
         std::vector<torch::Tensor> keys;
         for (const auto& e : experts) {
             auto [U, S, Vh] = torch::linalg_svd(torch::mm(e.modules.at(site).B, e.modules.at(site).A), false);
@@ -272,19 +280,23 @@ private Q_SLOTS:
         ExpertExamples ex;
         ex.inputs = {{kInput}, {{44, 45, 46, 1}}};
         ex.targets = {{{8, 9, 1}}, {{10, 1}}};
-        auto r = makeRouter(*t5_.model, experts,
-                            {.method = "average-activation", .top_k = 2, .record_trace = true, .record_scores = true}, &ex);
+        auto r = makeRouter(
+            *t5_.model, experts,
+            {.method = "average-activation", .top_k = 2, .record_trace = true, .record_scores = true}, &ex);
         torch::InferenceMode guard;
         const std::string site = "encoder.block.0.layer.0.SelfAttention.q";
         auto inputAt = [&](const std::vector<int64_t>& ids) {
             torch::Tensor t = torch::tensor(ids).unsqueeze(0);
-            return t5_.model->encoder->blocks[0]->layers[0]->layer_norm->forward(t5_.model->shared->forward(t))[0];
+            return t5_.model->encoder->blocks[0]->layers[0]->layer_norm->forward(
+                t5_.model->shared->forward(t))[0];
         };
-        torch::Tensor keys = torch::stack({inputAt(ex.inputs[0][0]).mean(0), inputAt(ex.inputs[1][0]).mean(0)});
+        torch::Tensor keys =
+            torch::stack({inputAt(ex.inputs[0][0]).mean(0), inputAt(ex.inputs[1][0]).mean(0)});
         torch::Tensor ids = torch::tensor(kInput).unsqueeze(0);
         t5_.model->encode(ids, torch::ones_like(ids));
         torch::Tensor u = inputAt(kInput);
-        torch::Tensor expected = torch::mm(standardizeDouble(u), standardizeDouble(keys).t()) / std::sqrt(double(u.size(1)));
+        torch::Tensor expected =
+            torch::mm(standardizeDouble(u), standardizeDouble(keys).t()) / std::sqrt(double(u.size(1)));
         torch::Tensor got = torch::tensor(r->trace().find(site)->scores).view({-1, 2}).to(torch::kDouble);
         QVERIFY(maxDiff(got, expected) < 1e-4);
     }
@@ -314,7 +326,8 @@ private Q_SLOTS:
 
     void badSpecs() {
         auto experts = randomExperts(2, t5_.config);
-        expectError(experts, {.method = "phatgoose", .top_k = 3}, "top-k must be between 1 and the number of experts (2)");
+        expectError(experts, {.method = "phatgoose", .top_k = 3},
+                    "top-k must be between 1 and the number of experts (2)");
         expectError(experts, {.method = "phatgoose", .top_k = 0}, "top-k");
         expectError(experts, {.method = "teleport"}, "unknown routing method 'teleport'");
         expectError(experts, {.method = "single", .expert = "nobody"}, "no expert named 'nobody'");
@@ -329,7 +342,8 @@ private Q_SLOTS:
     // PEFT adapters from the independent reference: loading and applying them reproduces Hugging Face + PEFT.
     void peftReferenceAdapters_data() {
         QTest::addColumn<QString>("name");
-        for (const auto& n : phatgoose::testing::referenceCaseNames()) QTest::newRow(n.c_str()) << QString::fromStdString(n);
+        for (const auto& n : phatgoose::testing::referenceCaseNames())
+            QTest::newRow(n.c_str()) << QString::fromStdString(n);
     }
     void peftReferenceAdapters() {
         QFETCH(QString, name);
@@ -340,8 +354,10 @@ private Q_SLOTS:
         torch::InferenceMode guard;
         torch::Tensor ids = torch::tensor(ref.input_ids).unsqueeze(0), mask = torch::ones_like(ids);
         torch::Tensor enc = base.model->encode(ids, mask);
-        torch::Tensor got = base.model->decode(torch::tensor(ref.decoder_input_ids).unsqueeze(0), enc, mask)[0];
-        QVERIFY(maxDiff(enc[0], torch::tensor(ref.lora.encoder_last_hidden_state).view(enc[0].sizes())) < 1e-4);
+        torch::Tensor got =
+            base.model->decode(torch::tensor(ref.decoder_input_ids).unsqueeze(0), enc, mask)[0];
+        QVERIFY(maxDiff(enc[0], torch::tensor(ref.lora.encoder_last_hidden_state).view(enc[0].sizes())) <
+                1e-4);
         QVERIFY(maxDiff(got, torch::tensor(ref.lora.logits).view(got.sizes())) < 1e-4);
         auto greedy = generate(*base.model, {ref.input_ids}, {.max_new_tokens = ref.max_new_tokens});
         QCOMPARE(greedy[0].ids, ref.lora.greedy_ids);

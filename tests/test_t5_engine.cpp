@@ -19,7 +19,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double maxDiff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+double maxDiff(const torch::Tensor& a, const torch::Tensor& b) {
+    return (a - b).abs().max().item<double>();
+}
 
 const std::vector<std::vector<int64_t>> kInputs = {
     {5, 17, 33, 9, 41, 70, 12, 8, 99, 23, 4, 61, 1}, {7, 3, 1}, {44, 45, 46, 47, 48, 1}};
@@ -81,7 +83,8 @@ private Q_SLOTS:
             torch::Tensor one = t5.model->encode(ids, torch::ones_like(ids));
             const int64_t n = int64_t(kInputs[i].size()), m = int64_t(dec[i].size());
             QVERIFY(maxDiff(one[0], enc[int64_t(i)].narrow(0, 0, n)) < 1e-5);
-            torch::Tensor one_logits = t5.model->decode(torch::tensor(dec[i]).unsqueeze(0), one, torch::ones_like(ids));
+            torch::Tensor one_logits =
+                t5.model->decode(torch::tensor(dec[i]).unsqueeze(0), one, torch::ones_like(ids));
             QVERIFY(maxDiff(one_logits[0], logits[int64_t(i)].narrow(0, 0, m)) < 1e-5);
         }
     }
@@ -98,8 +101,10 @@ private Q_SLOTS:
         torch::Tensor full = t5.model->decode(dec, enc, batch.mask);
         DecoderCache cache;
         std::vector<torch::Tensor> parts;
-        parts.push_back(t5.model->decode(dec.narrow(1, 0, 3), enc, batch.mask, &cache));  // a multi-token prefix
-        for (int64_t t = 3; t < 40; ++t) parts.push_back(t5.model->decode(dec.narrow(1, t, 1), enc, batch.mask, &cache));
+        parts.push_back(
+            t5.model->decode(dec.narrow(1, 0, 3), enc, batch.mask, &cache));  // a multi-token prefix
+        for (int64_t t = 3; t < 40; ++t)
+            parts.push_back(t5.model->decode(dec.narrow(1, t, 1), enc, batch.mask, &cache));
         QCOMPARE(cache.length(), int64_t(40));
         QVERIFY(maxDiff(torch::cat(parts, 1), full) < 1e-5);
     }
@@ -128,8 +133,10 @@ private Q_SLOTS:
         QFETCH(bool, gated);
         PretrainedT5 t5 = tiny(gated);
         for (const auto& input : kInputs) {
-            auto beams = generate(*t5.model, {input}, {.max_new_tokens = 12, .num_beams = 4, .length_penalty = 0.0});
-            auto greedy = generate(*t5.model, {input}, {.max_new_tokens = 12, .num_beams = 1, .length_penalty = 0.0});
+            auto beams =
+                generate(*t5.model, {input}, {.max_new_tokens = 12, .num_beams = 4, .length_penalty = 0.0});
+            auto greedy =
+                generate(*t5.model, {input}, {.max_new_tokens = 12, .num_beams = 1, .length_penalty = 0.0});
             auto rescored = scoreTargets(*t5.model, {input}, {beams[0].ids});
             QVERIFY(std::abs(rescored[0].sum - beams[0].log_prob) < 1e-3);
             QVERIFY(beams[0].score >= greedy[0].score - 1e-4);
@@ -150,12 +157,15 @@ private Q_SLOTS:
         for (size_t c = 0; c < choices.size(); ++c) {
             std::vector<int64_t> dec{0};
             dec.insert(dec.end(), choices[c].begin(), choices[c].end() - 1);
-            torch::Tensor logp = torch::log_softmax(t5.model->decode(torch::tensor(dec).unsqueeze(0), enc, torch::ones_like(ids))[0], -1);
+            torch::Tensor logp = torch::log_softmax(
+                t5.model->decode(torch::tensor(dec).unsqueeze(0), enc, torch::ones_like(ids))[0], -1);
             double sum = 0;
-            for (size_t t = 0; t < choices[c].size(); ++t) sum += logp[int64_t(t)][choices[c][t]].item<double>();
+            for (size_t t = 0; t < choices[c].size(); ++t)
+                sum += logp[int64_t(t)][choices[c][t]].item<double>();
             QVERIFY(std::abs(rank.scores[c].sum - sum) < 1e-4);
             QVERIFY(std::abs(rank.scores[c].mean - sum / double(choices[c].size())) < 1e-4);
-            if (sum / double(choices[c].size()) > best) best = sum / double(choices[c].size()), best_i = int64_t(c);
+            if (sum / double(choices[c].size()) > best)
+                best = sum / double(choices[c].size()), best_i = int64_t(c);
         }
         QCOMPARE(rank.best, best_i);
     }
@@ -199,16 +209,23 @@ private Q_SLOTS:
         QTest::addColumn<QStringList>("fragments");
         QTest::newRow("missing config") << "rm config.json" << QStringList{"config.json", "cannot open"};
         QTest::newRow("malformed config") << "config {oops" << QStringList{"config.json", "malformed JSON"};
-        QTest::newRow("config missing key") << "config {\"model_type\":\"t5\",\"d_model\":32}" << QStringList{"config.json", "vocab_size"};
-        QTest::newRow("config wrong type") << "config {\"vocab_size\":\"x\"}" << QStringList{"config.json", "vocab_size"};
+        QTest::newRow("config missing key")
+            << "config {\"model_type\":\"t5\",\"d_model\":32}" << QStringList{"config.json", "vocab_size"};
+        QTest::newRow("config wrong type")
+            << "config {\"vocab_size\":\"x\"}" << QStringList{"config.json", "vocab_size"};
         QTest::newRow("truncated weights") << "truncate" << QStringList{"model.safetensors"};
         QTest::newRow("missing weights") << "rm model.safetensors" << QStringList{"no model.safetensors"};
         QTest::newRow("missing spiece") << "rm spiece.model" << QStringList{"spiece.model"};
-        QTest::newRow("shape disagrees with config") << "config-dff 40" << QStringList{"model.safetensors", "DenseReluDense", "shape"};
-        QTest::newRow("missing tensor") << "drop encoder.final_layer_norm.weight" << QStringList{"missing tensor", "encoder.final_layer_norm.weight"};
-        QTest::newRow("unexpected tensor") << "add encoder.block.9.extra.weight" << QStringList{"unexpected tensor", "encoder.block.9.extra.weight"};
+        QTest::newRow("shape disagrees with config")
+            << "config-dff 40" << QStringList{"model.safetensors", "DenseReluDense", "shape"};
+        QTest::newRow("missing tensor") << "drop encoder.final_layer_norm.weight"
+                                        << QStringList{"missing tensor", "encoder.final_layer_norm.weight"};
+        QTest::newRow("unexpected tensor")
+            << "add encoder.block.9.extra.weight"
+            << QStringList{"unexpected tensor", "encoder.block.9.extra.weight"};
         QTest::newRow("integer dtype") << "int shared.weight" << QStringList{"shared.weight", "I32"};
-        QTest::newRow("index escaping the folder") << "index ../evil.safetensors" << QStringList{"index.json", "../evil.safetensors"};
+        QTest::newRow("index escaping the folder")
+            << "index ../evil.safetensors" << QStringList{"index.json", "../evil.safetensors"};
         QTest::newRow("pickle only") << "pickle" << QStringList{"pytorch_model.bin", "safetensors"};
     }
     void badInput() {
@@ -243,14 +260,22 @@ private Q_SLOTS:
             writeAll(dir / "config.json", c.toJsonText());
         }
         if (d.rfind("drop ", 0) == 0)
-            rewriteWeights([&](auto& ts) { ts.erase(std::remove_if(ts.begin(), ts.end(), [&](auto& t) { return t.name == arg; }), ts.end()); });
+            rewriteWeights([&](auto& ts) {
+                ts.erase(std::remove_if(ts.begin(), ts.end(), [&](auto& t) { return t.name == arg; }),
+                         ts.end());
+            });
         static const float extra[4] = {1, 2, 3, 4};
-        if (d.rfind("add ", 0) == 0) rewriteWeights([&](auto& ts) { ts.push_back({arg, DType::F32, {4}, extra}); });
+        if (d.rfind("add ", 0) == 0)
+            rewriteWeights([&](auto& ts) { ts.push_back({arg, DType::F32, {4}, extra}); });
         if (d.rfind("int ", 0) == 0)
-            rewriteWeights([&](auto& ts) { for (auto& t : ts) if (t.name == arg) t.dtype = DType::I32; });
+            rewriteWeights([&](auto& ts) {
+                for (auto& t : ts)
+                    if (t.name == arg) t.dtype = DType::I32;
+            });
         if (d.rfind("index ", 0) == 0) {
             fs::remove(dir / "model.safetensors");
-            writeAll(dir / "model.safetensors.index.json", "{\"weight_map\": {\"shared.weight\": \"" + arg + "\"}}");
+            writeAll(dir / "model.safetensors.index.json",
+                     "{\"weight_map\": {\"shared.weight\": \"" + arg + "\"}}");
         }
         if (d == "pickle") {
             fs::remove(dir / "model.safetensors");

@@ -15,7 +15,9 @@ double maxAbsDiff(const torch::Tensor& ours, const std::vector<float>& theirs) {
     return (ours.to(torch::kFloat) - ref).abs().max().item<double>();
 }
 
-torch::Tensor row(const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kLong).unsqueeze(0); }
+torch::Tensor row(const std::vector<int64_t>& ids) {
+    return torch::tensor(ids, torch::kLong).unsqueeze(0);
+}
 
 }  // namespace
 
@@ -26,7 +28,8 @@ private Q_SLOTS:
 
     void cases_data() {
         QTest::addColumn<QString>("name");
-        for (const auto& n : phatgoose::testing::referenceCaseNames()) QTest::newRow(n.c_str()) << QString::fromStdString(n);
+        for (const auto& n : phatgoose::testing::referenceCaseNames())
+            QTest::newRow(n.c_str()) << QString::fromStdString(n);
     }
 
     void encoderAndLogitsMatch_data() { cases_data(); }
@@ -38,7 +41,8 @@ private Q_SLOTS:
         torch::Tensor ids = row(ref.input_ids), mask = torch::ones_like(ids);
         torch::Tensor enc = t5.model->encode(ids, mask).squeeze(0);
         QVERIFY2(maxAbsDiff(enc, ref.base.encoder_last_hidden_state) < 1e-4, "encoder states differ");
-        torch::Tensor logits = t5.model->decode(row(ref.decoder_input_ids), enc.unsqueeze(0), mask).squeeze(0);
+        torch::Tensor logits =
+            t5.model->decode(row(ref.decoder_input_ids), enc.unsqueeze(0), mask).squeeze(0);
         const double diff = maxAbsDiff(logits, ref.base.logits);
         QVERIFY2(diff < 1e-4, qPrintable(QString("logits differ by %1").arg(diff)));
     }
@@ -54,7 +58,8 @@ private Q_SLOTS:
         torch::Tensor enc = t5.model->encode(ids, mask);
         DecoderCache cache;
         std::vector<torch::Tensor> steps;
-        for (int64_t token : ref.decoder_input_ids) steps.push_back(t5.model->decode(row({token}), enc, mask, &cache));
+        for (int64_t token : ref.decoder_input_ids)
+            steps.push_back(t5.model->decode(row({token}), enc, mask, &cache));
         torch::Tensor logits = torch::cat(steps, 1).squeeze(0);
         QVERIFY(maxAbsDiff(logits, ref.base.logits) < 1e-4);
     }

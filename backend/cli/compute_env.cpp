@@ -15,7 +15,8 @@ void setComputeThreads(int threads) {
     at::set_num_threads(threads);
     // OpenBLAS keeps its own pool; LibTorch's setting does not reach it.
     using SetThreads = void (*)(int);
-    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+        set(threads);
 }
 
 std::string blasDescription() {

@@ -87,7 +87,8 @@ Generation beamSearch(T5ModelImpl& model, const TokenBatch& one, const Generatio
     torch::Tensor next = torch::full({1, 1}, c.decoder_start_token_id, torch::kLong);
     torch::Tensor enc_now = enc.narrow(0, 0, 1), mask_now = mask.narrow(0, 0, 1);
     for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
-        torch::Tensor logp = torch::log_softmax(model.decode(next, enc_now, mask_now, &cache).select(1, 0), -1);
+        torch::Tensor logp =
+            torch::log_softmax(model.decode(next, enc_now, mask_now, &cache).select(1, 0), -1);
         const int64_t vocab = logp.size(1);
         std::vector<float> base(running.size());
         for (size_t b = 0; b < running.size(); ++b) base[b] = float(running[b].log_prob);
@@ -116,7 +117,8 @@ Generation beamSearch(T5ModelImpl& model, const TokenBatch& one, const Generatio
         running = std::move(next_running);
         if (running.empty()) break;
         const size_t cur_len = running.front().ids.size();
-        if (int64_t(finished.size()) == beams && finished.back().score >= score(running.front().log_prob, cur_len))
+        if (int64_t(finished.size()) == beams &&
+            finished.back().score >= score(running.front().log_prob, cur_len))
             break;
         torch::Tensor row_index = torch::tensor(rows, torch::kLong);
         cache.selectRows(row_index);
@@ -138,9 +140,11 @@ std::vector<Generation> generate(T5ModelImpl& model, const std::vector<std::vect
                                  const GenerationOptions& options) {
     if (options.num_beams < 1) throw Error("generation: the number of beams must be at least 1");
     if (options.max_new_tokens < 1) throw Error("generation: max new tokens must be at least 1");
-    for (size_t i = 0; i < inputs.size(); ++i) checkTokenIds(model.config(), inputs[i], "input " + std::to_string(i));
+    for (size_t i = 0; i < inputs.size(); ++i)
+        checkTokenIds(model.config(), inputs[i], "input " + std::to_string(i));
     torch::InferenceMode guard;
-    if (options.num_beams == 1) return greedy(model, TokenBatch::fromRows(inputs, model.config().pad_token_id), options);
+    if (options.num_beams == 1)
+        return greedy(model, TokenBatch::fromRows(inputs, model.config().pad_token_id), options);
     std::vector<Generation> out;
     for (const auto& row : inputs)
         out.push_back(beamSearch(model, TokenBatch::fromRows({row}, model.config().pad_token_id), options));

@@ -28,8 +28,8 @@ struct TensorInfo {
 };
 
 struct SafetensorsHeader {
-    uint64_t data_offset = 0;                  // 8 + N: where the data section starts in the file
-    std::vector<TensorInfo> tensors;           // sorted by name
+    uint64_t data_offset = 0;         // 8 + N: where the data section starts in the file
+    std::vector<TensorInfo> tensors;  // sorted by name
     std::map<std::string, std::string> metadata;
     const TensorInfo* find(const std::string& name) const;  // nullptr when absent
 };

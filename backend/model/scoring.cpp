@@ -9,8 +9,9 @@ namespace {
 
 // Teacher-forced scores of targets against encoder rows chosen by `rows` ([targets] int64 indices into the
 // encoder batch), so that one encoded input can serve many choices.
-std::vector<TargetScore> scoreAgainst(T5ModelImpl& model, const torch::Tensor& enc, const torch::Tensor& enc_mask,
-                                      const torch::Tensor& rows, const std::vector<std::vector<int64_t>>& targets) {
+std::vector<TargetScore> scoreAgainst(T5ModelImpl& model, const torch::Tensor& enc,
+                                      const torch::Tensor& enc_mask, const torch::Tensor& rows,
+                                      const std::vector<std::vector<int64_t>>& targets) {
     const T5Config& c = model.config();
     std::vector<std::vector<int64_t>> decoder_inputs;
     for (const auto& t : targets) {
@@ -21,7 +22,8 @@ std::vector<TargetScore> scoreAgainst(T5ModelImpl& model, const torch::Tensor& e
     TokenBatch dec = TokenBatch::fromRows(decoder_inputs, c.pad_token_id);
     TokenBatch gold = TokenBatch::fromRows(targets, c.pad_token_id);
     torch::Tensor logits = model.decode(dec.ids, enc.index_select(0, rows), enc_mask.index_select(0, rows));
-    torch::Tensor logp = torch::log_softmax(logits, -1).gather(2, gold.ids.unsqueeze(2)).squeeze(2);  // [n, len]
+    torch::Tensor logp =
+        torch::log_softmax(logits, -1).gather(2, gold.ids.unsqueeze(2)).squeeze(2);  // [n, len]
     torch::Tensor sums = (logp * gold.mask.to(torch::kFloat)).sum(1).to(torch::kDouble);
     std::vector<TargetScore> out(targets.size());
     for (size_t i = 0; i < targets.size(); ++i) {
@@ -57,9 +59,11 @@ RankResult rankChoices(T5ModelImpl& model, const std::vector<int64_t>& input,
     TokenBatch in = TokenBatch::fromRows({input}, model.config().pad_token_id);
     torch::Tensor enc = model.encode(in.ids, in.mask);
     RankResult result;
-    result.scores = scoreAgainst(model, enc, in.mask, torch::zeros({int64_t(choices.size())}, torch::kLong), choices);
+    result.scores =
+        scoreAgainst(model, enc, in.mask, torch::zeros({int64_t(choices.size())}, torch::kLong), choices);
     for (size_t i = 0; i < result.scores.size(); ++i)
-        if (result.best < 0 || result.scores[i].mean > result.scores[size_t(result.best)].mean) result.best = int64_t(i);
+        if (result.best < 0 || result.scores[i].mean > result.scores[size_t(result.best)].mean)
+            result.best = int64_t(i);
     return result;
 }
 

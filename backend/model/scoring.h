@@ -8,8 +8,8 @@
 namespace phatgoose {
 
 struct TargetScore {
-    double sum = 0.0;    // sum of the target tokens' log-probabilities
-    double mean = 0.0;   // sum / tokens: the paper's rank-classification score
+    double sum = 0.0;   // sum of the target tokens' log-probabilities
+    double mean = 0.0;  // sum / tokens: the paper's rank-classification score
     int64_t tokens = 0;
 };
 
@@ -18,8 +18,8 @@ std::vector<TargetScore> scoreTargets(T5ModelImpl& model, const std::vector<std:
                                       const std::vector<std::vector<int64_t>>& targets);
 
 struct RankResult {
-    int64_t best = -1;                 // index of the choice with the highest mean log-likelihood
-    std::vector<TargetScore> scores;   // one per choice
+    int64_t best = -1;                // index of the choice with the highest mean log-likelihood
+    std::vector<TargetScore> scores;  // one per choice
 };
 
 // Encodes the input once and scores every choice against it.

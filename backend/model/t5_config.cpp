@@ -16,7 +16,8 @@ std::string layerPrefix(Stack stack, int64_t block, int64_t layer) {
            ".layer." + std::to_string(layer) + ".";
 }
 
-int64_t readPositive(const json& j, const char* key, int64_t fallback, bool required, const std::string& file) {
+int64_t readPositive(const json& j, const char* key, int64_t fallback, bool required,
+                     const std::string& file) {
     if (!j.contains(key)) {
         if (required) throw Error(file + ": missing required key \"" + key + "\"");
         return fallback;
@@ -92,7 +93,8 @@ T5Config T5Config::fromJsonText(const std::string& text, const std::string& file
     c.pad_token_id = readTokenId(j, "pad_token_id", 0, file);
     c.eos_token_id = readTokenId(j, "eos_token_id", 1, file);
     for (int64_t id : {c.decoder_start_token_id, c.pad_token_id, c.eos_token_id})
-        if (id >= c.vocab_size) throw Error(file + ": special token id " + std::to_string(id) + " >= vocab_size");
+        if (id >= c.vocab_size)
+            throw Error(file + ": special token id " + std::to_string(id) + " >= vocab_size");
     if (c.relative_attention_num_buckets < 4)
         throw Error(file + ": \"relative_attention_num_buckets\" must be at least 4");
     return c;

@@ -22,8 +22,8 @@ struct T5Config {
     int64_t relative_attention_max_distance = 128;
     double layer_norm_epsilon = 1e-6;
     FeedForwardActivation activation = FeedForwardActivation::Relu;
-    bool gated = false;                // v1.1: wo(act(wi_0 x) * wi_1 x); v1.0: wo(act(wi x))
-    bool tie_word_embeddings = true;   // v1.0: the decoder output is scaled by d_model^-0.5 before `shared`
+    bool gated = false;               // v1.1: wo(act(wi_0 x) * wi_1 x); v1.0: wo(act(wi x))
+    bool tie_word_embeddings = true;  // v1.0: the decoder output is scaled by d_model^-0.5 before `shared`
     int64_t decoder_start_token_id = 0;
     int64_t pad_token_id = 0;
     int64_t eos_token_id = 1;

@@ -32,9 +32,10 @@ std::vector<fs::path> shardFiles(const fs::path& dir) {
     const fs::path index = dir / "model.safetensors.index.json";
     if (!fs::exists(index)) {
         if (fs::exists(dir / "pytorch_model.bin"))
-            throw Error((dir / "pytorch_model.bin").string() +
-                        ": PyTorch pickle checkpoints are not loaded (they can run code); convert the model to "
-                        "model.safetensors first");
+            throw Error(
+                (dir / "pytorch_model.bin").string() +
+                ": PyTorch pickle checkpoints are not loaded (they can run code); convert the model to "
+                "model.safetensors first");
         throw Error(dir.string() + ": no model.safetensors or model.safetensors.index.json");
     }
     std::ifstream in(index);
@@ -74,8 +75,8 @@ void copyInto(const SafetensorsFile& file, const TensorInfo& info, torch::Tensor
 void checkShape(const SafetensorsFile& file, const TensorInfo& info, const torch::Tensor& param) {
     if (info.shape != param.sizes().vec()) {
         std::ostringstream msg;
-        msg << file.path().string() << ": tensor '" << info.name << "' has shape " << c10::IntArrayRef(info.shape)
-            << " but the config needs " << param.sizes();
+        msg << file.path().string() << ": tensor '" << info.name << "' has shape "
+            << c10::IntArrayRef(info.shape) << " but the config needs " << param.sizes();
         throw Error(msg.str());
     }
 }

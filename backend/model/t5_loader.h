@@ -17,9 +17,9 @@ struct PretrainedT5 {
     T5Config config;
     T5Model model{nullptr};
     std::shared_ptr<Tokenizer> tokenizer;
-    std::string weight_dtype;   // dtype(s) as stored, e.g. "F32" or "BF16"
+    std::string weight_dtype;  // dtype(s) as stored, e.g. "F32" or "BF16"
     int64_t parameter_count = 0;
-    int64_t weight_bytes = 0;   // of the float32 parameters in memory
+    int64_t weight_bytes = 0;  // of the float32 parameters in memory
 };
 
 struct LoadOptions {

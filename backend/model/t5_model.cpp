@@ -26,7 +26,8 @@ T5ModelImpl::T5ModelImpl(const T5Config& config) : config_(config) {
     if (!config.tie_word_embeddings) {
         // A child named "lm_head" with a "weight" parameter gives the key "lm_head.weight".
         auto head = register_module("lm_head", std::make_shared<torch::nn::Module>());
-        lm_head_weight = head->register_parameter("weight", torch::empty({config.vocab_size, config.d_model}));
+        lm_head_weight =
+            head->register_parameter("weight", torch::empty({config.vocab_size, config.d_model}));
     }
 }
 
@@ -34,7 +35,8 @@ torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::T
     const int64_t len = input_ids.size(1);
     torch::Tensor bias = encoder->positionBias(0, len, len) + maskToBias(mask);  // [batch, heads, len, len]
     torch::Tensor h = shared->forward(input_ids);
-    for (auto& block : encoder->blocks) h = block->forward(h, bias, torch::Tensor(), torch::Tensor(), nullptr);
+    for (auto& block : encoder->blocks)
+        h = block->forward(h, bias, torch::Tensor(), torch::Tensor(), nullptr);
     return encoder->final_layer_norm->forward(h);
 }
 
@@ -43,7 +45,8 @@ torch::Tensor T5ModelImpl::decodeHidden(const torch::Tensor& decoder_ids, const 
     const int64_t steps = decoder_ids.size(1);
     const int64_t past = cache ? cache->length() : 0;
     if (cache && cache->layers.empty()) cache->layers.resize(decoder->blocks.size());
-    torch::Tensor self_bias = decoder->positionBias(past, steps, past + steps);  // [1, heads, steps, past+steps]
+    torch::Tensor self_bias =
+        decoder->positionBias(past, steps, past + steps);  // [1, heads, steps, past+steps]
     if (steps > 1) {
         // Causal: query i (at position past + i) sees keys 0 .. past + i.
         torch::Tensor future = torch::ones({steps, past + steps}, torch::kBool).triu(past + 1);
@@ -73,7 +76,10 @@ std::vector<std::pair<LinearSite, T5Linear>> T5ModelImpl::linears() const {
         T5Linear linear{nullptr};
         if (sub == "DenseReluDense") {
             const T5Dense& d = block->layers.back()->dense;
-            linear = site.leaf == "wi" ? d->wi : site.leaf == "wi_0" ? d->wi_0 : site.leaf == "wi_1" ? d->wi_1 : d->wo;
+            linear = site.leaf == "wi"     ? d->wi
+                     : site.leaf == "wi_0" ? d->wi_0
+                     : site.leaf == "wi_1" ? d->wi_1
+                                           : d->wo;
         } else {
             const T5Attention& a = block->layers[sub == "SelfAttention" ? 0 : 1]->attention;
             linear = site.leaf == "q" ? a->q : site.leaf == "k" ? a->k : site.leaf == "v" ? a->v : a->o;

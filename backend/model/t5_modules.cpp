@@ -212,7 +212,9 @@ torch::Tensor T5StackImpl::positionBias(int64_t q_offset, int64_t q_len, int64_t
     large = torch::min(large, torch::full_like(large, buckets - 1));
     bucket = bucket + torch::where(is_small, relative, large);
     const auto& table = blocks[0]->layers[0]->attention->relative_attention_bias;
-    return torch::embedding(table->weight, bucket).permute({2, 0, 1}).unsqueeze(0);  // [1, heads, q_len, k_len]
+    return torch::embedding(table->weight, bucket)
+        .permute({2, 0, 1})
+        .unsqueeze(0);  // [1, heads, q_len, k_len]
 }
 
 }  // namespace phatgoose

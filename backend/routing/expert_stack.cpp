@@ -31,9 +31,13 @@ ExpertStack::ExpertStack(const std::string& site, const std::vector<const LoraEx
     }
 }
 
-int64_t ExpertStack::bytes() const { return (At_.numel() + Bt_.numel()) * int64_t(sizeof(float)); }
+int64_t ExpertStack::bytes() const {
+    return (At_.numel() + Bt_.numel()) * int64_t(sizeof(float));
+}
 
-torch::Tensor ExpertStack::deltaWeight(int64_t e) const { return torch::mm(Bt_[e].t(), At_[e].t()); }
+torch::Tensor ExpertStack::deltaWeight(int64_t e) const {
+    return torch::mm(Bt_[e].t(), At_[e].t());
+}
 
 void ExpertStack::addInto(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                           const torch::Tensor& weights) const {
@@ -80,20 +84,20 @@ void ExpertStack::addGrouped(torch::Tensor& out, const torch::Tensor& x, const t
     const int64_t k = experts.size(1), pairs = experts.numel();
     // (token, expert) pairs sorted by expert, so that each expert's rows are one contiguous slice and the
     // whole layer costs two small matmuls per used expert plus a handful of gathers.
-    torch::Tensor flat = experts.reshape({-1});                                          // [pairs]
+    torch::Tensor flat = experts.reshape({-1});  // [pairs]
     torch::Tensor order = flat.argsort();
-    torch::Tensor token_of = order.div(k, "floor");                                      // [pairs]
+    torch::Tensor token_of = order.div(k, "floor");  // [pairs]
     torch::Tensor counts = flat.bincount(torch::Tensor(), size());
     const int64_t* count = counts.data_ptr<int64_t>();
-    torch::Tensor xs = x.index_select(0, token_of);                                      // [pairs, d_in]
-    torch::Tensor h = torch::empty({pairs, rank()}, x.options());                       // [pairs, r]
+    torch::Tensor xs = x.index_select(0, token_of);                // [pairs, d_in]
+    torch::Tensor h = torch::empty({pairs, rank()}, x.options());  // [pairs, r]
     for (int64_t e = 0, start = 0; e < size(); start += count[e], ++e)
         if (count[e] > 0) {
             torch::Tensor slice = h.narrow(0, start, count[e]);
             torch::mm_out(slice, xs.narrow(0, start, count[e]), At_[e]);
         }
     h.mul_(weights.reshape({-1}).index_select(0, order).unsqueeze(1));
-    torch::Tensor ys = torch::empty({pairs, dOut()}, x.options());                      // [pairs, d_out]
+    torch::Tensor ys = torch::empty({pairs, dOut()}, x.options());  // [pairs, d_out]
     for (int64_t e = 0, start = 0; e < size(); start += count[e], ++e)
         if (count[e] > 0) {
             torch::Tensor slice = ys.narrow(0, start, count[e]);

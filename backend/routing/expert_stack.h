@@ -30,7 +30,8 @@ public:
     void addInto(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                  const torch::Tensor& weights) const;
     // The same by brute force: every expert's delta for every token, then the weighted sum. For tests.
-    torch::Tensor applyDense(const torch::Tensor& x, const torch::Tensor& experts, const torch::Tensor& weights) const;
+    torch::Tensor applyDense(const torch::Tensor& x, const torch::Tensor& experts,
+                             const torch::Tensor& weights) const;
     // s_e B_e A_e as a dense [d_out, d_in] matrix.
     torch::Tensor deltaWeight(int64_t e) const;
 

@@ -66,8 +66,12 @@ class TokenRouter : public LinearAdapter {
 public:
     TokenRouter(ExpertStack stack, const torch::Tensor& keys, ScoreRule rule, int64_t k, SiteRouting* trace,
                 bool record_scores, bool dense)
-        : stack_(std::move(stack)), rule_(rule), k_(std::min(k, stack_.size())), trace_(trace),
-          record_scores_(record_scores), dense_(dense) {
+        : stack_(std::move(stack)),
+          rule_(rule),
+          k_(std::min(k, stack_.size())),
+          trace_(trace),
+          record_scores_(record_scores),
+          dense_(dense) {
         keys_t_ = (rule == ScoreRule::Standardized ? standardize(keys) : keys).t().contiguous();  // [d_in, N]
     }
 
@@ -129,7 +133,8 @@ public:
             throw Error("routing: the batch has " + std::to_string(rows) + " rows but " +
                         std::to_string(chosen.size()) + " were routed");
         std::vector<int64_t> local(static_cast<size_t>(rows));
-        for (int64_t r = 0; r < rows; ++r) local[size_t(r)] = toLocal(chosen.size() == 1 ? chosen[0] : chosen[size_t(r)]);
+        for (int64_t r = 0; r < rows; ++r)
+            local[size_t(r)] = toLocal(chosen.size() == 1 ? chosen[0] : chosen[size_t(r)]);
         torch::Tensor ids = torch::tensor(local).repeat_interleave(len).unsqueeze(1);  // [tokens, 1]
         torch::Tensor weights = torch::ones({ids.size(0), 1});
         torch::Tensor x2 = x.reshape({-1, x.size(-1)});
@@ -217,12 +222,14 @@ namespace {
 
 class BaseRouter : public Router {
 public:
-    BaseRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts) : Router(model, "base", experts, 0) {}
+    BaseRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts)
+        : Router(model, "base", experts, 0) {}
 };
 
 class MergeRouter : public Router {
 public:
-    MergeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts) : Router(model, "merge", experts, 0) {
+    MergeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts)
+        : Router(model, "merge", experts, 0) {
         torch::NoGradGuard no_grad;
         for (auto& [site, linear] : model.linears()) {
             std::vector<int64_t> ids;
@@ -243,8 +250,8 @@ public:
 class KeyedRouter : public Router {
 public:
     using KeyFn = std::function<torch::Tensor(const LinearSite&, int64_t library_id, const LoraModule&)>;
-    KeyedRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts, const RoutingSpec& spec, ScoreRule rule,
-                bool need_gate, const KeyFn& key)
+    KeyedRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
+                ScoreRule rule, bool need_gate, const KeyFn& key)
         : Router(model, spec.method, experts, spec.top_k) {
         trace_.record_scores = spec.record_scores;
         reserveSites();
@@ -254,15 +261,16 @@ public:
             auto covering = expertsAt(experts, site.path, need_gate, ids);
             if (covering.empty()) continue;
             std::vector<torch::Tensor> keys;
-            for (size_t i = 0; i < covering.size(); ++i) keys.push_back(key(site, ids[i], covering[i]->modules.at(site.path)));
+            for (size_t i = 0; i < covering.size(); ++i)
+                keys.push_back(key(site, ids[i], covering[i]->modules.at(site.path)));
             SiteRouting* trace = spec.record_trace ? &addSite(site, ids, spec.top_k) : nullptr;
-            auto router = std::make_shared<TokenRouter>(ExpertStack(site.path, covering, ids), torch::stack(keys), rule,
-                                                        spec.top_k, trace, spec.record_scores, spec.dense_reference);
+            auto router =
+                std::make_shared<TokenRouter>(ExpertStack(site.path, covering, ids), torch::stack(keys), rule,
+                                              spec.top_k, trace, spec.record_scores, spec.dense_reference);
             bytes_ += router->bytes();
             attach(linear, router);
         }
     }
-
 };
 
 // Routes whole batch rows to one expert each: `single` (always the named expert) and `retrieval`.
@@ -301,10 +309,11 @@ torch::Tensor embedInputs(T5ModelImpl& model, const std::vector<std::vector<int6
         std::vector<std::vector<int64_t>> chunk(inputs.begin() + long(start),
                                                 inputs.begin() + long(std::min(inputs.size(), start + 32)));
         TokenBatch batch = TokenBatch::fromRows(chunk, model.config().pad_token_id);
-        torch::Tensor states = model.encode(batch.ids, batch.mask);            // [rows, len, d_model]
-        torch::Tensor mask = batch.mask.unsqueeze(2).to(torch::kFloat);        // [rows, len, 1]
-        torch::Tensor pooled = (states * mask).sum(1) / mask.sum(1);           // [rows, d_model]
-        parts.push_back(torch::nn::functional::normalize(pooled, torch::nn::functional::NormalizeFuncOptions().dim(1)));
+        torch::Tensor states = model.encode(batch.ids, batch.mask);      // [rows, len, d_model]
+        torch::Tensor mask = batch.mask.unsqueeze(2).to(torch::kFloat);  // [rows, len, 1]
+        torch::Tensor pooled = (states * mask).sum(1) / mask.sum(1);     // [rows, d_model]
+        parts.push_back(
+            torch::nn::functional::normalize(pooled, torch::nn::functional::NormalizeFuncOptions().dim(1)));
     }
     return torch::cat(parts);
 }
@@ -322,7 +331,8 @@ public:
         std::vector<torch::Tensor> parts;
         for (size_t e = 0; e < experts.size(); ++e) {
             auto inputs = examples.inputs[e];
-            if (inputs.size() > ExpertExamples::kMaxExamplesPerExpert) inputs.resize(ExpertExamples::kMaxExamplesPerExpert);
+            if (inputs.size() > ExpertExamples::kMaxExamplesPerExpert)
+                inputs.resize(ExpertExamples::kMaxExamplesPerExpert);
             parts.push_back(embedInputs(model, inputs));
             owner_.insert(owner_.end(), inputs.size(), int64_t(e));
         }
@@ -338,7 +348,8 @@ public:
         choice_->bypass = false;
         torch::Tensor nearest = torch::mm(query, stored_.t()).argmax(1);
         choice_->experts.clear();
-        for (int64_t r = 0; r < nearest.size(0); ++r) choice_->experts.push_back(owner_[size_t(nearest[r].item<int64_t>())]);
+        for (int64_t r = 0; r < nearest.size(0); ++r)
+            choice_->experts.push_back(owner_[size_t(nearest[r].item<int64_t>())]);
     }
 
 private:
@@ -369,7 +380,8 @@ std::vector<std::map<std::string, torch::Tensor>> averageActivations(T5ModelImpl
         try {
             for (size_t start = 0; start < n; start += 16) {
                 const size_t end = std::min(n, start + 16);
-                std::vector<std::vector<int64_t>> in(examples.inputs[e].begin() + long(start), examples.inputs[e].begin() + long(end));
+                std::vector<std::vector<int64_t>> in(examples.inputs[e].begin() + long(start),
+                                                     examples.inputs[e].begin() + long(end));
                 std::vector<std::vector<int64_t>> dec;
                 for (size_t i = start; i < end; ++i) {
                     std::vector<int64_t> d{model.config().decoder_start_token_id};
@@ -398,8 +410,8 @@ std::vector<std::map<std::string, torch::Tensor>> averageActivations(T5ModelImpl
 }  // namespace
 
 const std::vector<std::string>& routingMethodNames() {
-    static const std::vector<std::string> names{"base",  "single", "merge",    "retrieval", "average-activation",
-                                                "arrow", "phatgoose"};
+    static const std::vector<std::string> names{
+        "base", "single", "merge", "retrieval", "average-activation", "arrow", "phatgoose"};
     return names;
 }
 
@@ -407,10 +419,10 @@ bool routingMethodNeedsExamples(const std::string& method) {
     return method == "retrieval" || method == "average-activation";
 }
 
-
 namespace {
 
-void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec, const ExpertExamples* examples) {
+void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
+              const ExpertExamples* examples) {
     const auto& names = routingMethodNames();
     if (std::find(names.begin(), names.end(), spec.method) == names.end()) {
         std::string list;
@@ -419,20 +431,24 @@ void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec, c
     }
     if (spec.method == "base") return;
     if (experts.empty()) throw Error("routing method '" + spec.method + "' needs at least one expert");
-    const bool token_wise = spec.method == "phatgoose" || spec.method == "arrow" || spec.method == "average-activation";
+    const bool token_wise =
+        spec.method == "phatgoose" || spec.method == "arrow" || spec.method == "average-activation";
     if (token_wise && (spec.top_k < 1 || spec.top_k > int64_t(experts.size())))
         throw Error("top-k must be between 1 and the number of experts (" + std::to_string(experts.size()) +
                     "), got " + std::to_string(spec.top_k));
     if (spec.method == "phatgoose" &&
         std::none_of(experts.begin(), experts.end(), [](const LoraExpert& e) { return e.hasGate(); }))
         throw Error("routing method 'phatgoose' needs experts with trained gates, and none of the " +
-                    std::to_string(experts.size()) + " experts has one (train them with 'phatgoose train-gate')");
+                    std::to_string(experts.size()) +
+                    " experts has one (train them with 'phatgoose train-gate')");
     if (routingMethodNeedsExamples(spec.method)) {
-        if (!examples || examples->inputs.size() != experts.size() || examples->targets.size() != experts.size())
+        if (!examples || examples->inputs.size() != experts.size() ||
+            examples->targets.size() != experts.size())
             throw Error("routing method '" + spec.method + "' needs each expert's training examples");
         for (size_t e = 0; e < experts.size(); ++e)
             if (examples->inputs[e].empty())
-                throw Error("routing method '" + spec.method + "': no training examples for expert '" + experts[e].name + "'");
+                throw Error("routing method '" + spec.method + "': no training examples for expert '" +
+                            experts[e].name + "'");
     }
 }
 
@@ -445,20 +461,28 @@ std::unique_ptr<Router> makeRouter(T5ModelImpl& model, const std::vector<LoraExp
     if (m == "base") return std::make_unique<BaseRouter>(model, experts);
     if (m == "merge") return std::make_unique<MergeRouter>(model, experts);
     if (m == "single") {
-        auto it = std::find_if(experts.begin(), experts.end(), [&](const LoraExpert& e) { return e.name == spec.expert; });
-        if (it == experts.end()) throw Error("routing method 'single': no expert named '" + spec.expert + "'");
-        return std::make_unique<RowRoutedRouter>(model, experts, spec, std::vector<int64_t>{int64_t(it - experts.begin())});
+        auto it = std::find_if(experts.begin(), experts.end(),
+                               [&](const LoraExpert& e) { return e.name == spec.expert; });
+        if (it == experts.end())
+            throw Error("routing method 'single': no expert named '" + spec.expert + "'");
+        return std::make_unique<RowRoutedRouter>(model, experts, spec,
+                                                 std::vector<int64_t>{int64_t(it - experts.begin())});
     }
     if (m == "retrieval") return std::make_unique<RetrievalRouter>(model, experts, spec, *examples);
     if (m == "phatgoose")
-        return std::make_unique<KeyedRouter>(model, experts, spec, ScoreRule::Standardized, true,
-                                             [](const LinearSite&, int64_t, const LoraModule& mod) { return mod.gate; });
+        return std::make_unique<KeyedRouter>(
+            model, experts, spec, ScoreRule::Standardized, true,
+            [](const LinearSite&, int64_t, const LoraModule& mod) { return mod.gate; });
     if (m == "arrow")
-        return std::make_unique<KeyedRouter>(model, experts, spec, ScoreRule::AbsoluteDot, false,
-                                             [](const LinearSite&, int64_t, const LoraModule& mod) { return arrowKey(mod); });
-    auto means = std::make_shared<std::vector<std::map<std::string, torch::Tensor>>>(averageActivations(model, experts, *examples));
+        return std::make_unique<KeyedRouter>(
+            model, experts, spec, ScoreRule::AbsoluteDot, false,
+            [](const LinearSite&, int64_t, const LoraModule& mod) { return arrowKey(mod); });
+    auto means = std::make_shared<std::vector<std::map<std::string, torch::Tensor>>>(
+        averageActivations(model, experts, *examples));
     return std::make_unique<KeyedRouter>(model, experts, spec, ScoreRule::Standardized, false,
-                                         [means](const LinearSite& site, int64_t e, const LoraModule&) { return (*means)[size_t(e)].at(site.path); });
+                                         [means](const LinearSite& site, int64_t e, const LoraModule&) {
+                                             return (*means)[size_t(e)].at(site.path);
+                                         });
 }
 
 }  // namespace phatgoose

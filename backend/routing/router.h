@@ -14,8 +14,8 @@ namespace phatgoose {
 
 struct RoutingSpec {
     std::string method = "phatgoose";
-    int64_t top_k = 2;         // phatgoose, arrow, average-activation
-    std::string expert;        // single: the expert's name
+    int64_t top_k = 2;   // phatgoose, arrow, average-activation
+    std::string expert;  // single: the expert's name
     bool record_trace = false;
     bool record_scores = false;
     bool dense_reference = false;  // apply every expert and mask (slow; tests prove the fast path equals it)
@@ -46,7 +46,8 @@ public:
     int64_t bytes() const { return bytes_; }
 
 protected:
-    Router(T5ModelImpl& model, const std::string& method, const std::vector<LoraExpert>& experts, int64_t top_k);
+    Router(T5ModelImpl& model, const std::string& method, const std::vector<LoraExpert>& experts,
+           int64_t top_k);
     void attach(const T5Linear& linear, std::shared_ptr<LinearAdapter> adapter);
     // A trace entry for a routed layer; adapters keep the pointer, so call reserveSites() first.
     SiteRouting& addSite(const LinearSite& site, const std::vector<int64_t>& candidates, int64_t k);

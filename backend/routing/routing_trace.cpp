@@ -28,9 +28,15 @@ void RoutingTrace::clearTokens() {
 std::string RoutingTrace::toJson() const {
     nlohmann::json sites_json = nlohmann::json::array();
     for (const auto& s : sites)
-        sites_json.push_back({{"site", s.site},       {"decoder_tokens", s.decoder_tokens}, {"block", s.block},
-                              {"kind", s.kind},       {"k", s.k},             {"tokens", s.tokens},
-                              {"experts", s.experts}, {"weights", s.weights}, {"scores", s.scores},
+        sites_json.push_back({{"site", s.site},
+                              {"decoder_tokens", s.decoder_tokens},
+                              {"block", s.block},
+                              {"kind", s.kind},
+                              {"k", s.k},
+                              {"tokens", s.tokens},
+                              {"experts", s.experts},
+                              {"weights", s.weights},
+                              {"scores", s.scores},
                               {"candidates", s.candidates}});
     nlohmann::json j = {{"method", method},
                         {"top_k", top_k},
