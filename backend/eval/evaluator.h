@@ -1,0 +1,100 @@
+#pragma once
+// The evaluation grid: routing methods x datasets, scored by the paper's metrics (rank classification
+// over `choices`, exact match for generation), batched, with progress and cancellation between batches.
+// The same inputs give the same numbers.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "eval/dataset.h"
+#include "eval/metrics.h"
+#include "routing/router.h"
+#include "tokenizer/tokenizer.h"
+
+namespace phatgoose {
+
+class ResultsStore;
+
+struct EvalMethod {
+    std::string label;  // as the user wrote it: "phatgoose", "single:qa"
+    RoutingSpec spec;
+};
+
+// Parses "phatgoose,merge,single:qa". Throws phatgoose::Error on an empty list, an unknown method, a
+// `single` without an expert name, or a repeated entry.
+std::vector<EvalMethod> parseEvalMethods(const std::string& list, int64_t top_k);
+
+struct EvalSettings {
+    std::vector<EvalMethod> methods;
+    int64_t batch_size = 16;      // examples per forward pass
+    int64_t max_new_tokens = 32;  // generation (exact match) examples
+};
+
+struct EvalProgress {
+    int64_t done = 0, total = 0;  // examples, over the whole grid
+    std::string method, dataset;
+};
+
+struct EvalCell {
+    std::string method;  // EvalMethod::label
+    int64_t top_k = 0;   // 0 for methods without k
+    size_t dataset_index = 0;
+    DatasetScore score;
+};
+
+struct EvalResult {
+    std::vector<EvalCell> cells;  // method-major, in the order asked
+    bool cancelled = false;
+    double average(const std::string& method) const;  // over the method's datasets
+};
+
+struct EvalHooks {
+    std::function<void(const EvalProgress&)> progress;
+    std::function<void(const EvalCell&)> cell_done;  // each finished cell, before the next starts
+    const std::atomic<bool>* cancel = nullptr;       // checked between batches
+};
+
+class Evaluator {
+public:
+    // `examples` is needed only by retrieval and average-activation. All references must outlive the object.
+    Evaluator(T5ModelImpl& model, const Tokenizer& tokenizer, const std::vector<LoraExpert>& experts,
+              const ExpertExamples* examples = nullptr);
+
+    EvalResult run(const std::vector<Dataset>& datasets, const EvalSettings& settings,
+                   const EvalHooks& hooks = {});
+    // The mistakes caught before any work (no library, unknown single expert, missing examples); run()
+    // calls it too. Throws phatgoose::Error.
+    void checkSettings(const EvalSettings& settings) const;
+
+private:
+    struct Tokenized;
+    struct Progress;
+    bool scoreDataset(const Dataset& dataset, const Tokenized& tokens, Router* router,
+                      const EvalSettings& settings, const EvalHooks& hooks, Progress& progress,
+                      DatasetScore& score);
+
+    T5ModelImpl& model_;
+    const Tokenizer& tokenizer_;
+    const std::vector<LoraExpert>& experts_;
+    const ExpertExamples* examples_;
+};
+
+// What a run records as its settings: methods, k, batch, datasets (paths and skipped lines).
+std::string evalSettingsJson(const std::vector<Dataset>& datasets, const EvalSettings& settings,
+                             const std::string& extra_json = "{}");
+
+struct StoredEvaluation {
+    int64_t run = 0;
+    EvalResult result;
+};
+
+// Runs the grid as one "eval" run of `store`: each cell is committed as it finishes, and the run ends
+// finished, cancelled, or failed (the exception is then rethrown).
+StoredEvaluation evaluateIntoStore(Evaluator& evaluator, ResultsStore& store,
+                                   const std::vector<Dataset>& datasets, const EvalSettings& settings,
+                                   const EvalHooks& hooks, const std::string& settings_json,
+                                   const std::string& version);
+
+}  // namespace phatgoose

@@ -1,0 +1,6 @@
+# The results database (QtSql only) and the evaluator with the eval/results commands.
+phatgoose_test(test_store SOURCES test_store.cpp LIBS phatgoose_store LABELS unit)
+phatgoose_test(test_evaluator
+    SOURCES test_evaluator.cpp fixtures/tiny_t5.cpp fixtures/random_experts.cpp
+    LIBS phatgoose_cli phatgoose_backend
+    LABELS unit)

@@ -1,0 +1,232 @@
+// The results database: round trips, crash safety (a run killed half-way), and every way opening it can
+// go wrong, each a clear phatgoose::Error naming the file.
+#include <QSqlDatabase>
+#include <QSqlQuery>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "error.h"
+#include "store/results_store.h"
+
+using namespace phatgoose;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Runs SQL on the file through a connection of the test's own, outside the store.
+void rawSql(const fs::path& file, const QString& sql) {
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase("QSQLITE", "test-raw");
+        db.setDatabaseName(QString::fromStdString(file.string()));
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        QVERIFY2(q.exec(sql), qPrintable(sql));
+    }
+    QSqlDatabase::removeDatabase("test-raw");
+}
+
+MetricRecord metric(const std::string& method, const std::string& dataset, double value) {
+    return {method, 2, dataset, "accuracy", value, 3};
+}
+
+std::vector<PredictionRecord> predictions(const std::string& method, const std::string& dataset) {
+    std::vector<PredictionRecord> out;
+    for (int64_t i = 0; i < 3; ++i)
+        out.push_back({method, 2, dataset, i, "question " + std::to_string(i), "yes", i % 2 ? "no" : "yes",
+                       i % 2 == 0, -0.5 * double(i)});
+    return out;
+}
+
+}  // namespace
+
+class StoreTest : public QObject {
+    Q_OBJECT
+    QTemporaryDir tmp_;
+    int counter_ = 0;
+    fs::path freshFile() {
+        return fs::path(tmp_.path().toStdString()) / ("db" + std::to_string(++counter_) + ".sqlite");
+    }
+
+private Q_SLOTS:
+    void createsCurrentSchemaInWalMode() {
+        const fs::path file = freshFile();
+        ResultsStore store(file);
+        QCOMPARE(store.schemaVersion(), ResultsStore::kSchemaVersion);
+        QVERIFY(fs::exists(file));
+        // Reopening an up-to-date file runs no migration and keeps the version.
+        ResultsStore again(file);
+        QCOMPARE(again.schemaVersion(), ResultsStore::kSchemaVersion);
+        QVERIFY(fs::exists(file.string() + "-wal"));
+    }
+
+    void roundTripsEverything() {
+        const fs::path file = freshFile();
+        int64_t run = 0, standalone = 0;
+        {
+            ResultsStore store(file);
+            run = store.beginRun("eval", R"({"top_k": 2})", "0.1.0");
+            store.addCell(run, metric("phatgoose", "copa", 66.7), predictions("phatgoose", "copa"));
+            store.addCell(run, metric("merge", "copa", 33.3), predictions("merge", "copa"));
+            store.addLossCurve(run, {{"qa", "gate", 1, 0.9}, {"qa", "gate", 2, 0.7}, {"qa", "gate", 3, 0.5}});
+            store.saveTrace(run, "eval trace", R"({"method": "phatgoose"})");
+            standalone = store.saveTrace(std::nullopt, "by hand", "{}");
+            store.finishRun(run, RunStatus::Finished);
+        }
+        const ResultsStore store(file);
+        const auto runs = store.runs();
+        QCOMPARE(runs.size(), size_t(1));
+        QCOMPARE(runs[0].kind, std::string("eval"));
+        QCOMPARE(runs[0].status, std::string("finished"));
+        QVERIFY(!runs[0].finished_at.empty());
+        QCOMPARE(runs[0].settings, std::string(R"({"top_k": 2})"));
+        QCOMPARE(runs[0].version, std::string("0.1.0"));
+        const auto metrics = store.metrics(run);
+        QCOMPARE(metrics.size(), size_t(2));
+        QCOMPARE(metrics[0].method, std::string("phatgoose"));
+        QCOMPARE(metrics[0].value, 66.7);
+        QCOMPARE(metrics[1].method, std::string("merge"));
+        QCOMPARE(metrics[1].examples, int64_t(3));
+        const auto preds = store.predictions(run);
+        QCOMPARE(preds.size(), size_t(6));
+        QCOMPARE(preds[1].prediction, std::string("no"));
+        QCOMPARE(preds[1].correct, false);
+        QCOMPARE(preds[2].correct, true);
+        QCOMPARE(preds[2].score, -1.0);
+        QCOMPARE(preds[2].input, std::string("question 2"));
+        const auto curve = store.lossCurve(run);
+        QCOMPARE(curve.size(), size_t(3));
+        QCOMPARE(curve[2].step, int64_t(3));
+        QCOMPARE(curve[2].loss, 0.5);
+        QCOMPARE(store.traces(run).size(), size_t(1));
+        const auto all = store.traces();
+        QCOMPARE(all.size(), size_t(2));
+        QCOMPARE(all[1].id, standalone);
+        QVERIFY(!all[1].run.has_value());
+        QCOMPARE(all[1].name, std::string("by hand"));
+    }
+
+    // A process killed after one committed cell: the cell survives and the run stays unfinished.
+    void killedRunKeepsEarlierCells() {
+        const fs::path file = freshFile();
+        int64_t run = 0;
+        {
+            ResultsStore store(file);
+            run = store.beginRun("eval", "{}", "0.1.0");
+            store.addCell(run, metric("phatgoose", "copa", 50.0), predictions("phatgoose", "copa"));
+        }  // no finishRun: what a kill leaves behind
+        const ResultsStore store(file);
+        const auto record = store.run(run);
+        QVERIFY(record.has_value());
+        QCOMPARE(record->status, std::string("running"));
+        QVERIFY(record->finished_at.empty());
+        QCOMPARE(store.metrics(run).size(), size_t(1));
+        QCOMPARE(store.predictions(run).size(), size_t(3));
+    }
+
+    // A cell whose write fails half-way leaves nothing of itself behind.
+    void failedCellIsRolledBack() {
+        ResultsStore store(freshFile());
+        const int64_t run = store.beginRun("eval", "{}", "0.1.0");
+        auto duplicate = predictions("phatgoose", "copa");
+        duplicate.push_back(duplicate.front());  // violates the one-prediction-per-example rule
+        QVERIFY_THROWS_EXCEPTION(Error, store.addCell(run, metric("phatgoose", "copa", 50.0), duplicate));
+        QCOMPARE(store.metrics(run).size(), size_t(0));
+        QCOMPARE(store.predictions(run).size(), size_t(0));
+    }
+
+    void statusesAreRecorded_data() {
+        QTest::addColumn<int>("status");
+        QTest::addColumn<QString>("name");
+        QTest::newRow("finished") << int(RunStatus::Finished) << "finished";
+        QTest::newRow("failed") << int(RunStatus::Failed) << "failed";
+        QTest::newRow("cancelled") << int(RunStatus::Cancelled) << "cancelled";
+    }
+    void statusesAreRecorded() {
+        QFETCH(int, status);
+        QFETCH(QString, name);
+        ResultsStore store(freshFile());
+        const int64_t run = store.beginRun("train-gate", "{}", "0.1.0");
+        store.finishRun(run, RunStatus(status));
+        QCOMPARE(QString::fromStdString(store.run(run)->status), name);
+    }
+
+    void unknownRunIsRefused() {
+        ResultsStore store(freshFile());
+        QVERIFY_THROWS_EXCEPTION(Error, store.finishRun(42, RunStatus::Finished));
+        QVERIFY(!store.run(42).has_value());
+    }
+
+    // Bad locations and files. A read-only folder does not stop root, so "cannot write here" is tested with a
+    // path inside a folder that does not exist, and with a path that is itself a folder.
+    void badDatabaseIsRefused_data() {
+        QTest::addColumn<QString>("setup");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("not SQLite") << "random-bytes"
+                                    << "not a SQLite database";
+        QTest::newRow("newer schema") << "newer"
+                                      << "schema version 99, newer than this program's version 1";
+        QTest::newRow("folder missing") << "missing-folder"
+                                        << "cannot open";
+        QTest::newRow("path is a folder") << "folder"
+                                          << "is a folder";
+    }
+    void badDatabaseIsRefused() {
+        QFETCH(QString, setup);
+        QFETCH(QString, expected);
+        fs::path file = freshFile();
+        if (setup == "random-bytes") {
+            std::mt19937 rng(7);
+            std::ofstream out(file, std::ios::binary);
+            for (int i = 0; i < 4096; ++i) out.put(char(rng() & 0xff));
+        } else if (setup == "newer") {
+            { ResultsStore store(file); }
+            rawSql(file, "PRAGMA user_version=99");
+        } else if (setup == "missing-folder") {
+            file = file.parent_path() / "no-such-folder" / "workbench.sqlite";
+        } else {
+            fs::create_directory(file);
+        }
+        try {
+            ResultsStore store(file);
+            QFAIL("opening should have failed");
+        } catch (const Error& e) {
+            const QString message = e.what();
+            QVERIFY2(message.contains(QString::fromStdString(file.string())), qPrintable(message));
+            QVERIFY2(message.contains(expected), qPrintable(message));
+        }
+        // The refused open leaves no connection behind: a good file still opens.
+        ResultsStore good(freshFile());
+        QCOMPARE(good.schemaVersion(), ResultsStore::kSchemaVersion);
+    }
+
+    // Another program holding the write lock: the write fails with a message, after the busy timeout.
+    void lockedDatabaseIsReported() {
+        const fs::path file = freshFile();
+        ResultsStore store(file);
+        {
+            QSqlDatabase db = QSqlDatabase::addDatabase("QSQLITE", "test-locker");
+            db.setDatabaseName(QString::fromStdString(file.string()));
+            QVERIFY(db.open());
+            QSqlQuery q(db);
+            QVERIFY(q.exec("BEGIN IMMEDIATE"));
+            try {
+                store.beginRun("eval", "{}", "0.1.0");
+                QFAIL("the write should have been refused");
+            } catch (const Error& e) {
+                const QString message = e.what();
+                QVERIFY2(message.contains("locked"), qPrintable(message));
+                QVERIFY2(message.contains(QString::fromStdString(file.string())), qPrintable(message));
+            }
+            QVERIFY(q.exec("ROLLBACK"));
+        }
+        QSqlDatabase::removeDatabase("test-locker");
+        QVERIFY(store.beginRun("eval", "{}", "0.1.0") > 0);
+    }
+};
+
+QTEST_GUILESS_MAIN(StoreTest)
+#include "test_store.moc"
