@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "experts/lora_expert.h"
+#include "fixtures/cli_run.h"
 #include "fixtures/random_experts.h"
 #include "fixtures/tiny_t5.h"
 #include "reference_case.h"
@@ -17,16 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-    int code;
-    std::string out, err;
-};
-
-Run cli(const std::vector<std::string>& args) {
-    std::ostringstream out, err;
-    const int code = runCli(args, out, err);
-    return {code, out.str(), err.str()};
-}
+using Run = phatgoose::testing::CliRun;
+const auto cli = phatgoose::testing::runPhatgoose;
 
 std::string join(const std::vector<int64_t>& ids) {
     std::string s;

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "experts/expert_library.h"
 #include "experts/lora_expert.h"
+#include "fixtures/files.h"
 #include "fixtures/tiny_t5.h"
 #include "model/safetensors.h"
 
@@ -31,21 +32,11 @@ fs::path referenceDir() {
     return env ? fs::path(env) : fs::path();
 }
 
-std::string readAll(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void writeAll(const fs::path& p, const std::string& bytes) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << bytes;
-}
-
 json readJson(const fs::path& p) {
-    return json::parse(readAll(p));
+    return json::parse(phatgoose::testing::readFileBytes(p));
 }
 void writeJson(const fs::path& p, const json& j) {
-    writeAll(p, j.dump(2));
+    phatgoose::testing::writeFileBytes(p, j.dump(2));
 }
 
 // The tensors of a file written by the workbench (F32).
@@ -257,7 +248,7 @@ void breakExpert(Bad bad, const fs::path& dir) {
         case Bad::PeftType:
             return editJson(config, [](json& j) { j["peft_type"] = "IA3"; });
         case Bad::MalformedConfig:
-            return writeAll(config, "{\"peft_type\": \"LORA\", \"r\": 4,");
+            return phatgoose::testing::writeFileBytes(config, "{\"peft_type\": \"LORA\", \"r\": 4,");
         case Bad::MissingConfig:
             return (void)fs::remove(config);
         case Bad::MissingWeights:
@@ -288,7 +279,7 @@ void breakExpert(Bad bad, const fs::path& dir) {
         case Bad::GateRecordWithoutGate:
             return (void)fs::remove(gate);
         case Bad::MalformedGateRecord:
-            return writeAll(dir / "phatgoose_gate.json", "[1, 2");
+            return phatgoose::testing::writeFileBytes(dir / "phatgoose_gate.json", "[1, 2");
         case Bad::TrainingSummaryType:
             return editJson(dir / "training_summary.json", [](json& j) { j["steps"] = "many"; });
     }
@@ -426,7 +417,10 @@ private Q_SLOTS:
              {"adapter_config.json", "adapter_model.safetensors", "phatgoose_gate.safetensors",
               "phatgoose_gate.json", "training_summary.json"}) {
             QCOMPARE(fs::exists(again / file), fs::exists(dir / file));
-            if (fs::exists(dir / file)) QVERIFY2(readAll(again / file) == readAll(dir / file), file);
+            if (fs::exists(dir / file))
+                QVERIFY2(phatgoose::testing::readFileBytes(again / file) ==
+                             phatgoose::testing::readFileBytes(dir / file),
+                         file);
         }
     }
 
@@ -671,21 +665,21 @@ private Q_SLOTS:
         const fs::path parent = fresh("failed-save");
         fs::create_directories(parent);
         const fs::path target = parent / "expert";
-        if (defect == "file") writeAll(target, "precious");
+        if (defect == "file") phatgoose::testing::writeFileBytes(target, "precious");
         expectError([&] { saveLoraExpert(e, target); }, {QString::fromStdString(target.string()), fragment});
         if (defect == "file") {
-            QCOMPARE(readAll(target), std::string("precious"));
+            QCOMPARE(phatgoose::testing::readFileBytes(target), std::string("precious"));
         } else {
             QVERIFY2(!fs::exists(target), "nothing is created for an expert that cannot be saved");
             const fs::path existing = parent / "existing";
             saveLoraExpert(trainedExpert("existing", qvSettings(), base, 1, true), existing);
             std::map<std::string, std::string> before;
             for (const auto& entry : fs::directory_iterator(existing))
-                before[entry.path().filename().string()] = readAll(entry.path());
+                before[entry.path().filename().string()] = phatgoose::testing::readFileBytes(entry.path());
             expectError([&] { saveLoraExpert(e, existing); }, {fragment});
             std::map<std::string, std::string> after;
             for (const auto& entry : fs::directory_iterator(existing))
-                after[entry.path().filename().string()] = readAll(entry.path());
+                after[entry.path().filename().string()] = phatgoose::testing::readFileBytes(entry.path());
             QVERIFY2(before == after, "a refused save leaves the existing expert untouched");
         }
         QVERIFY2(temporaryFiles(parent).isEmpty(), qPrintable(temporaryFiles(parent).join(", ")));
@@ -789,8 +783,8 @@ private Q_SLOTS:
         beta.training_record.reset();
         saveLoraExpert(beta, dir / "beta");
         fs::create_directories(dir / "notes");  // not an expert: no adapter_config.json
-        writeAll(dir / "notes" / "readme.txt", "hello");
-        writeAll(dir / "README.md", "a library");
+        phatgoose::testing::writeFileBytes(dir / "notes" / "readme.txt", "hello");
+        phatgoose::testing::writeFileBytes(dir / "README.md", "a library");
 
         const ExpertLibrary library = ExpertLibrary::open(dir, base);
         QVERIFY(library.dir() == dir);

@@ -25,11 +25,13 @@ class GuiTest : public QObject {
 private Q_SLOTS:
     void initTestCase() {
         const fs::path root(tmp_.path().toStdString());
-        model_ = QString::fromStdString(phatgoose::testing::writeTinyT5(root / "model", {.gated = true}).string());
+        model_ =
+            QString::fromStdString(phatgoose::testing::writeTinyT5(root / "model", {.gated = true}).string());
         const T5Config config = phatgoose::testing::tinyConfig({.gated = true});
         for (int i = 0; i < 3; ++i) {
             const std::string name = "expert" + std::to_string(i);
-            saveLoraExpert(phatgoose::testing::randomExpert(name, config, uint64_t(70 + i)), root / "library" / name);
+            saveLoraExpert(phatgoose::testing::randomExpert(name, config, uint64_t(70 + i)),
+                           root / "library" / name);
         }
         library_ = QString::fromStdString((root / "library").string());
     }
@@ -51,7 +53,8 @@ private Q_SLOTS:
         std::vector<LoraExpert> experts;
         for (const char* n : {"expert0", "expert1", "expert2"})
             experts.push_back(loadLoraExpert(fs::path(library_.toStdString()) / n, t5.config));
-        ProbeOutcome direct = probePrompt(t5, experts, {.method = "phatgoose", .top_k = 2}, "count the letters in apple", 16);
+        ProbeOutcome direct =
+            probePrompt(t5, experts, {.method = "phatgoose", .top_k = 2}, "count the letters in apple", 16);
 
         QCOMPARE(probe->siteSelector()->count(), int(direct.trace.sites.size()));
         for (int pick : {0, 5, probe->siteSelector()->count() - 1}) {
@@ -69,7 +72,8 @@ private Q_SLOTS:
                     QVERIFY(std::abs(cells[e][size_t(t)] - site.weights[size_t(t * site.k + j)]) < 1e-5);
                 }
             }
-            const auto& pieces = site.decoder_tokens ? direct.trace.decoder_pieces : direct.trace.encoder_pieces;
+            const auto& pieces =
+                site.decoder_tokens ? direct.trace.decoder_pieces : direct.trace.encoder_pieces;
             QCOMPARE(probe->heatmap()->tokenLabels().size(), int(pieces.size()));
             QCOMPARE(probe->heatmap()->tokenLabels().front(), QString::fromStdString(pieces.front()));
         }

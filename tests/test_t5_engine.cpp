@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "error.h"
+#include "fixtures/files.h"
 #include "fixtures/tiny_t5.h"
 #include "model/generation.h"
 #include "model/scoring.h"
@@ -25,16 +26,6 @@ double maxDiff(const torch::Tensor& a, const torch::Tensor& b) {
 
 const std::vector<std::vector<int64_t>> kInputs = {
     {5, 17, 33, 9, 41, 70, 12, 8, 99, 23, 4, 61, 1}, {7, 3, 1}, {44, 45, 46, 47, 48, 1}};
-
-std::string readAll(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void writeAll(const fs::path& p, const std::string& bytes) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << bytes;
-}
 
 // Asserts that loading `dir` throws an Error whose message contains every fragment.
 void expectLoadError(const fs::path& dir, const QStringList& fragments) {
@@ -249,15 +240,15 @@ private Q_SLOTS:
             writeSafetensors(dir / "model.safetensors", tensors);
         };
         if (d.rfind("rm ", 0) == 0) fs::remove(dir / arg);
-        if (d.rfind("config ", 0) == 0) writeAll(dir / "config.json", arg);
+        if (d.rfind("config ", 0) == 0) phatgoose::testing::writeFileBytes(dir / "config.json", arg);
         if (d == "truncate") {
-            std::string all = readAll(dir / "model.safetensors");
-            writeAll(dir / "model.safetensors", all.substr(0, all.size() - 100));
+            std::string all = phatgoose::testing::readFileBytes(dir / "model.safetensors");
+            phatgoose::testing::writeFileBytes(dir / "model.safetensors", all.substr(0, all.size() - 100));
         }
         if (d.rfind("config-dff ", 0) == 0) {
             T5Config c = config;
             c.d_ff = std::stoi(arg);
-            writeAll(dir / "config.json", c.toJsonText());
+            phatgoose::testing::writeFileBytes(dir / "config.json", c.toJsonText());
         }
         if (d.rfind("drop ", 0) == 0)
             rewriteWeights([&](auto& ts) {
@@ -274,12 +265,12 @@ private Q_SLOTS:
             });
         if (d.rfind("index ", 0) == 0) {
             fs::remove(dir / "model.safetensors");
-            writeAll(dir / "model.safetensors.index.json",
-                     "{\"weight_map\": {\"shared.weight\": \"" + arg + "\"}}");
+            phatgoose::testing::writeFileBytes(dir / "model.safetensors.index.json",
+                                               "{\"weight_map\": {\"shared.weight\": \"" + arg + "\"}}");
         }
         if (d == "pickle") {
             fs::remove(dir / "model.safetensors");
-            writeAll(dir / "pytorch_model.bin", "PK");
+            phatgoose::testing::writeFileBytes(dir / "pytorch_model.bin", "PK");
         }
         expectLoadError(dir, fragments);
     }

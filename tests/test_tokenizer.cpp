@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "error.h"
+#include "fixtures/files.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -45,11 +46,6 @@ QStringList toQt(const std::vector<std::string>& strings) {
     QStringList out;
     for (const std::string& s : strings) out << QString::fromStdString(s);
     return out;
-}
-
-std::string readAll(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void writeFile(const fs::path& path, const std::string& bytes) {
@@ -113,7 +109,7 @@ std::string generatedCorpus() {
 
 // Captures what the process writes to file descriptor 2 (sentencepiece logs there, bypassing Qt).
 class StderrCapture {
-  public:
+public:
     explicit StderrCapture(const fs::path& file) : file_(file) {
         std::fflush(stderr);
         saved_ = dup(2);
@@ -124,10 +120,10 @@ class StderrCapture {
     ~StderrCapture() { restore(); }
     std::string finish() {
         restore();
-        return readAll(file_);
+        return phatgoose::testing::readFileBytes(file_);
     }
 
-  private:
+private:
     void restore() {
         if (saved_ < 0) return;
         std::cerr.flush();
@@ -141,7 +137,7 @@ class StderrCapture {
 };
 
 bool processHasLoaded(const std::string& library) {
-    return readAll("/proc/self/maps").find(library) != std::string::npos;
+    return phatgoose::testing::readFileBytes("/proc/self/maps").find(library) != std::string::npos;
 }
 
 }  // namespace
@@ -149,7 +145,7 @@ bool processHasLoaded(const std::string& library) {
 class TokenizerTest : public QObject {
     Q_OBJECT
 
-  private:
+private:
     fs::path reference_;
 
     fs::path modelDir(const char* reference_case) const { return reference_ / reference_case / "model"; }
@@ -157,7 +153,7 @@ class TokenizerTest : public QObject {
     // T5's usual 100 sentinels on top of the reference vocabulary (256 pieces): ids 256..355.
     Tokenizer withSentinels() const { return Tokenizer::fromFile(spieceModel(), 100); }
 
-  private Q_SLOTS:
+private Q_SLOTS:
     void initTestCase() {
         const QByteArray dir = qgetenv("PHATGOOSE_REFERENCE_DIR");
         if (dir.isEmpty()) {
@@ -191,7 +187,8 @@ class TokenizerTest : public QObject {
     void matchesReference() {
         QFETCH(QString, referenceCase);
         const std::string name = referenceCase.toStdString();
-        const nlohmann::json reference = nlohmann::json::parse(readAll(reference_ / name / "reference.json"));
+        const nlohmann::json reference =
+            nlohmann::json::parse(phatgoose::testing::readFileBytes(reference_ / name / "reference.json"));
         const Tokenizer tokenizer = Tokenizer::fromModelDir(modelDir(name.c_str()));
         const auto text = reference.at("text").get<std::string>();
         QCOMPARE(tokenizer.size(), int64_t(256));  // tokenizer_config.json says extra_ids 0

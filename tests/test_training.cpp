@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "error.h"
 #include "eval/dataset.h"
+#include "fixtures/cli_run.h"
 #include "fixtures/tiny_t5.h"
 #include "model/t5_loader.h"
 #include "training/expert_trainer.h"
@@ -67,16 +68,8 @@ double meanOf(const std::vector<double>& v, size_t from, size_t count) {
     return sum / double(count);
 }
 
-struct Run {
-    int code;
-    std::string out, err;
-};
-
-Run cli(const std::vector<std::string>& args) {
-    std::ostringstream out, err;
-    const int code = runCli(args, out, err);
-    return {code, out.str(), err.str()};
-}
+using Run = phatgoose::testing::CliRun;
+const auto cli = phatgoose::testing::runPhatgoose;
 
 bool oneLine(const std::string& s) {
     return !s.empty() && s.find('\n') == s.size() - 1;

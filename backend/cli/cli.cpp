@@ -15,7 +15,7 @@ namespace {
 
 std::vector<Command> allCommands() {
     std::vector<Command> all;
-    for (auto group : {modelCommands, benchCommands})
+    for (auto group : {modelCommands, routingCommands, trainingCommands, evalCommands, benchCommands})
         for (Command& c : group()) all.push_back(std::move(c));
     return all;
 }
@@ -25,7 +25,8 @@ void printOverview(std::ostream& out, const std::vector<Command>& commands) {
         << ": PHATGOOSE routing among LoRA experts on T5, from the command line.\n\n"
            "Usage: phatgoose COMMAND [options] [arguments]\n\nCommands:\n";
     for (const Command& c : commands) {
-        out << "  " << c.name << std::string(c.name.size() < 16 ? 16 - c.name.size() : 1, ' ') << c.summary << "\n";
+        out << "  " << c.name << std::string(c.name.size() < 16 ? 16 - c.name.size() : 1, ' ') << c.summary
+            << "\n";
     }
     out << "\nRun 'phatgoose COMMAND --help' for a command's options.\n";
 }
@@ -54,12 +55,15 @@ std::vector<long long> CommandContext::integerList(const QString& option) const 
     for (const QString& part : parser.value(option).split(',', Qt::SkipEmptyParts)) {
         bool ok = false;
         out.push_back(part.trimmed().toLongLong(&ok));
-        if (!ok) throw Error("--" + option.toStdString() + ": '" + part.toStdString() + "' is not an integer");
+        if (!ok)
+            throw Error("--" + option.toStdString() + ": '" + part.toStdString() + "' is not an integer");
     }
     return out;
 }
 
-std::string CommandContext::positionalText() const { return parser.positionalArguments().join(' ').toStdString(); }
+std::string CommandContext::positionalText() const {
+    return parser.positionalArguments().join(' ').toStdString();
+}
 
 int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     QCoreApplication::setApplicationName("phatgoose");
@@ -72,7 +76,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         out << "phatgoose " << PHATGOOSE_VERSION << "\n";
         return 0;
     }
-    auto it = std::find_if(commands.begin(), commands.end(), [&](const Command& c) { return c.name == args[0]; });
+    auto it =
+        std::find_if(commands.begin(), commands.end(), [&](const Command& c) { return c.name == args[0]; });
     if (it == commands.end()) {
         err << "phatgoose: unknown command '" << args[0] << "'. Run 'phatgoose --help' for the list.\n";
         return 2;

@@ -28,8 +28,11 @@ struct Command {
     std::function<void(CommandContext&)> run;          // throws phatgoose::Error on failure
 };
 
-std::vector<Command> modelCommands();  // info, tokenize, generate, logits
-std::vector<Command> benchCommands();  // bench
+std::vector<Command> modelCommands();     // info, tokenize, generate, logits
+std::vector<Command> benchCommands();     // bench
+std::vector<Command> trainingCommands();  // train-expert, train-gate
+std::vector<Command> routingCommands();   // route
+std::vector<Command> evalCommands();      // eval, results
 
 // Sets LibTorch's (and OpenBLAS's) thread count; 0 leaves the default.
 void setComputeThreads(int threads);
