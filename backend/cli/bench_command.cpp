@@ -202,7 +202,7 @@ Dataset benchDataset(const fs::path& dir, std::shared_ptr<Tokenizer>& tokenizer)
         data.examples.push_back(ex);
     }
     corpus.close();
-    Tokenizer::train({dir / "corpus.txt", dir / "spiece", 100, "unigram"});
+    Tokenizer::train({dir / "corpus.txt", dir / "spiece", 36, "unigram"});
     tokenizer = std::make_shared<Tokenizer>(Tokenizer::fromFile(dir / "spiece.model", 0));
     return data;
 }

@@ -10,6 +10,20 @@ namespace {
 // the kept experts' A and B^T rows are several times faster (one-token decoding is this case).
 constexpr int64_t kFewPairs = 8;
 
+// out[rows[p]] += values[p] for every p: ATen's index_add_ along dim 0 costs a tensor op per row.
+void scatterAddRows(torch::Tensor& out, const torch::Tensor& rows_in, const torch::Tensor& values_in) {
+    torch::Tensor rows = rows_in.contiguous(), values = values_in.contiguous();
+    const int64_t n = rows.size(0), width = values.size(1);
+    const int64_t* r = rows.data_ptr<int64_t>();
+    const float* v = values.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    for (int64_t p = 0; p < n; ++p) {
+        float* dst = o + r[p] * width;
+        const float* src = v + p * width;
+        for (int64_t c = 0; c < width; ++c) dst[c] += src[c];
+    }
+}
+
 }  // namespace
 
 ExpertStack::ExpertStack(const std::string& site, const std::vector<const LoraExpert*>& experts,
@@ -41,10 +55,10 @@ torch::Tensor ExpertStack::deltaWeight(int64_t e) const {
 
 void ExpertStack::addInto(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                           const torch::Tensor& weights) const {
-    if (experts.numel() <= kFewPairs && !x.requires_grad() && !out.requires_grad() && out.is_contiguous())
-        addFewTokens(out, x, experts, weights);
-    else
-        addGrouped(out, x, experts, weights);
+    // The raw loops bypass autograd; training through a routed layer takes the ATen path.
+    const bool raw = !x.requires_grad() && !out.requires_grad() && out.is_contiguous();
+    if (raw && experts.numel() <= kFewPairs) return addFewTokens(out, x, experts, weights);
+    addGrouped(out, x, experts, weights, raw);
 }
 
 void ExpertStack::addFewTokens(torch::Tensor& out, const torch::Tensor& x_in, const torch::Tensor& experts_in,
@@ -80,7 +94,7 @@ void ExpertStack::addFewTokens(torch::Tensor& out, const torch::Tensor& x_in, co
 }
 
 void ExpertStack::addGrouped(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
-                             const torch::Tensor& weights) const {
+                             const torch::Tensor& weights, bool raw_scatter) const {
     const int64_t k = experts.size(1), pairs = experts.numel();
     // (token, expert) pairs sorted by expert, so that each expert's rows are one contiguous slice and the
     // whole layer costs two small matmuls per used expert plus a handful of gathers.
@@ -103,7 +117,10 @@ void ExpertStack::addGrouped(torch::Tensor& out, const torch::Tensor& x, const t
             torch::Tensor slice = ys.narrow(0, start, count[e]);
             torch::mm_out(slice, h.narrow(0, start, count[e]), Bt_[e]);
         }
-    out.index_add_(0, token_of, ys);
+    if (raw_scatter)
+        scatterAddRows(out, token_of, ys);
+    else
+        out.index_add_(0, token_of, ys);
 }
 
 torch::Tensor ExpertStack::applyDense(const torch::Tensor& x, const torch::Tensor& experts,

@@ -39,7 +39,7 @@ private:
     void addFewTokens(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                       const torch::Tensor& weights) const;
     void addGrouped(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
-                    const torch::Tensor& weights) const;
+                    const torch::Tensor& weights, bool raw_scatter) const;
     // Both transposed so that the inner loops of the few-token path are contiguous multiply-adds, which
     // the compiler vectorises (a dot-product reduction over floats it may not reorder).
     torch::Tensor At_;  // [N, d_in, r]
