@@ -107,24 +107,28 @@ private Q_SLOTS:
     void stackKernelsEqualDense_data() {
         QTest::addColumn<int>("tokens");
         QTest::addColumn<int>("k");
+        QTest::addColumn<bool>("autograd");  // the ATen path that training through routed layers takes
         for (int tokens : {1, 3, 40, 300})
-            for (int k : {1, 2, 5}) QTest::addRow("%d tokens, k=%d", tokens, k) << tokens << k;
+            for (int k : {1, 2, 5}) QTest::addRow("%d tokens, k=%d", tokens, k) << tokens << k << false;
+        QTest::newRow("40 tokens, k=2, autograd") << 40 << 2 << true;
     }
     void stackKernelsEqualDense() {
         QFETCH(int, tokens);
         QFETCH(int, k);
+        QFETCH(bool, autograd);
         auto experts = randomExperts(6, t5_.config, 3);
         const std::string site = "decoder.block.1.layer.2.DenseReluDense.wo";
         std::vector<const LoraExpert*> ptrs;
         std::vector<int64_t> ids;
         for (size_t i = 0; i < experts.size(); ++i) ptrs.push_back(&experts[i]), ids.push_back(int64_t(i));
         ExpertStack stack(site, ptrs, ids);
-        torch::InferenceMode guard;
-        torch::Tensor x = torch::randn({tokens, stack.dIn()});
+        c10::InferenceMode guard(!autograd);
+        torch::Tensor x = torch::randn({tokens, stack.dIn()}).requires_grad_(autograd);
         auto [w, chosen] = torch::randn({tokens, 6}).topk(k, 1);
         torch::Tensor weights = torch::softmax(w, 1);
         torch::Tensor sparse = torch::zeros({tokens, stack.dOut()});
         stack.addInto(sparse, x, chosen, weights);
+        QCOMPARE(sparse.requires_grad(), autograd);
         const double diff = maxDiff(sparse, stack.applyDense(x, chosen, weights));
         QVERIFY2(diff < 1e-5, qPrintable(QString("differ by %1").arg(diff)));
     }

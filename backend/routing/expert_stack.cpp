@@ -1,5 +1,9 @@
 #include "routing/expert_stack.h"
 
+#include <dlfcn.h>
+
+#include <cstring>
+
 #include "error.h"
 #include "experts/lora_expert.h"
 
@@ -10,18 +14,27 @@ namespace {
 // the kept experts' A and B^T rows are several times faster (one-token decoding is this case).
 constexpr int64_t kFewPairs = 8;
 
-// out[rows[p]] += values[p] for every p: ATen's index_add_ along dim 0 costs a tensor op per row.
-void scatterAddRows(torch::Tensor& out, const torch::Tensor& rows_in, const torch::Tensor& values_in) {
-    torch::Tensor rows = rows_in.contiguous(), values = values_in.contiguous();
-    const int64_t n = rows.size(0), width = values.size(1);
-    const int64_t* r = rows.data_ptr<int64_t>();
-    const float* v = values.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    for (int64_t p = 0; p < n; ++p) {
-        float* dst = o + r[p] * width;
-        const float* src = v + p * width;
-        for (int64_t c = 0; c < width; ++c) dst[c] += src[c];
+// OpenBLAS's cblas_sgemm, called directly for the many small per-expert products: through ATen each call
+// costs about 10 us of dispatch, more than the product itself. Resolved from the BLAS LibTorch already
+// loaded.
+using Sgemm = void (*)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a,
+                       int lda, const float* b, int ldb, float beta, float* c, int ldc);
+Sgemm cblasSgemm() {
+    static const Sgemm sgemm = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "cblas_sgemm"));
+    return sgemm;
+}
+
+// c[m, n] = a[m, k] b[k, n], all row-major and contiguous.
+void matmulInto(float* c, const float* a, const float* b, int64_t m, int64_t k, int64_t n) {
+    constexpr int kRowMajor = 101, kNoTrans = 111;
+    if (Sgemm sgemm = cblasSgemm()) {
+        sgemm(kRowMajor, kNoTrans, kNoTrans, int(m), int(n), int(k), 1.f, a, int(k), b, int(n), 0.f, c,
+              int(n));
+        return;
     }
+    torch::Tensor out = torch::from_blob(c, {m, n});
+    torch::mm_out(out, torch::from_blob(const_cast<float*>(a), {m, k}),
+                  torch::from_blob(const_cast<float*>(b), {k, n}));
 }
 
 }  // namespace
@@ -58,7 +71,8 @@ void ExpertStack::addInto(torch::Tensor& out, const torch::Tensor& x, const torc
     // The raw loops bypass autograd; training through a routed layer takes the ATen path.
     const bool raw = !x.requires_grad() && !out.requires_grad() && out.is_contiguous();
     if (raw && experts.numel() <= kFewPairs) return addFewTokens(out, x, experts, weights);
-    addGrouped(out, x, experts, weights, raw);
+    if (raw) return addGroupedRaw(out, x.contiguous(), experts.contiguous(), weights.contiguous());
+    addGrouped(out, x, experts, weights);
 }
 
 void ExpertStack::addFewTokens(torch::Tensor& out, const torch::Tensor& x_in, const torch::Tensor& experts_in,
@@ -94,33 +108,25 @@ void ExpertStack::addFewTokens(torch::Tensor& out, const torch::Tensor& x_in, co
 }
 
 void ExpertStack::addGrouped(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
-                             const torch::Tensor& weights, bool raw_scatter) const {
-    const int64_t k = experts.size(1), pairs = experts.numel();
-    // (token, expert) pairs sorted by expert, so that each expert's rows are one contiguous slice and the
-    // whole layer costs two small matmuls per used expert plus a handful of gathers.
+                             const torch::Tensor& weights) const {
+    const int64_t k = experts.size(1);
+    // (token, expert) pairs sorted by expert: each expert's rows are one contiguous slice. Only out-of-place
+    // ops here, so that gradients flow.
     torch::Tensor flat = experts.reshape({-1});  // [pairs]
     torch::Tensor order = flat.argsort();
-    torch::Tensor token_of = order.div(k, "floor");  // [pairs]
+    torch::Tensor token_of = order.div(k, "floor");                                      // [pairs]
+    torch::Tensor w_sorted = weights.reshape({-1}).index_select(0, order).unsqueeze(1);  // [pairs, 1]
     torch::Tensor counts = flat.bincount(torch::Tensor(), size());
     const int64_t* count = counts.data_ptr<int64_t>();
-    torch::Tensor xs = x.index_select(0, token_of);                // [pairs, d_in]
-    torch::Tensor h = torch::empty({pairs, rank()}, x.options());  // [pairs, r]
+    torch::Tensor xs = x.index_select(0, token_of);  // [pairs, d_in]
+    std::vector<torch::Tensor> ys;
     for (int64_t e = 0, start = 0; e < size(); start += count[e], ++e)
         if (count[e] > 0) {
-            torch::Tensor slice = h.narrow(0, start, count[e]);
-            torch::mm_out(slice, xs.narrow(0, start, count[e]), At_[e]);
+            torch::Tensor h =
+                torch::mm(xs.narrow(0, start, count[e]), At_[e]) * w_sorted.narrow(0, start, count[e]);
+            ys.push_back(torch::mm(h, Bt_[e]));  // [count, d_out]
         }
-    h.mul_(weights.reshape({-1}).index_select(0, order).unsqueeze(1));
-    torch::Tensor ys = torch::empty({pairs, dOut()}, x.options());  // [pairs, d_out]
-    for (int64_t e = 0, start = 0; e < size(); start += count[e], ++e)
-        if (count[e] > 0) {
-            torch::Tensor slice = ys.narrow(0, start, count[e]);
-            torch::mm_out(slice, h.narrow(0, start, count[e]), Bt_[e]);
-        }
-    if (raw_scatter)
-        scatterAddRows(out, token_of, ys);
-    else
-        out.index_add_(0, token_of, ys);
+    out = out.index_add(0, token_of, torch::cat(ys));
 }
 
 torch::Tensor ExpertStack::applyDense(const torch::Tensor& x, const torch::Tensor& experts,
@@ -129,6 +135,51 @@ torch::Tensor ExpertStack::applyDense(const torch::Tensor& x, const torch::Tenso
     torch::Tensor all = torch::matmul(torch::matmul(x.unsqueeze(0), At_), Bt_);
     torch::Tensor dense = torch::zeros({x.size(0), size()}).scatter_add(1, experts, weights);
     return torch::einsum("ntd,tn->td", {all, dense});
+}
+
+}  // namespace phatgoose
+
+namespace phatgoose {
+
+void ExpertStack::addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
+                                const torch::Tensor& weights) const {
+    const int64_t tokens = x.size(0), k = experts.size(1), pairs = tokens * k;
+    const int64_t n = size(), r = rank(), d_in = dIn(), d_out = dOut();
+    const int64_t* ids = experts.data_ptr<int64_t>();
+    const float* w = weights.data_ptr<float>();
+    // A counting sort of the (token, expert) pairs by expert: each expert's rows become one contiguous block.
+    const auto pair_count = static_cast<size_t>(pairs);
+    std::vector<int64_t> start(static_cast<size_t>(n + 1), 0), token_of(pair_count);
+    std::vector<float> weight_of(pair_count);
+    for (int64_t p = 0; p < pairs; ++p) ++start[size_t(ids[p] + 1)];
+    for (int64_t e = 0; e < n; ++e) start[size_t(e + 1)] += start[size_t(e)];
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t slot = fill[size_t(ids[p])]++;
+        token_of[size_t(slot)] = p / k;
+        weight_of[size_t(slot)] = w[p];
+    }
+    std::vector<float> xs(pair_count * size_t(d_in)), h(pair_count * size_t(r)),
+        ys(pair_count * size_t(d_out));
+    const float* xp = x.data_ptr<float>();
+    for (int64_t p = 0; p < pairs; ++p)
+        std::memcpy(&xs[size_t(p * d_in)], xp + token_of[size_t(p)] * d_in, size_t(d_in) * sizeof(float));
+    const float* As = At_.data_ptr<float>();
+    const float* Bs = Bt_.data_ptr<float>();
+    for (int64_t e = 0; e < n; ++e) {
+        const int64_t rows = start[size_t(e + 1)] - start[size_t(e)], first = start[size_t(e)];
+        if (rows == 0) continue;
+        matmulInto(&h[size_t(first * r)], &xs[size_t(first * d_in)], As + e * d_in * r, rows, d_in, r);
+        for (int64_t p = first; p < first + rows; ++p)
+            for (int64_t i = 0; i < r; ++i) h[size_t(p * r + i)] *= weight_of[size_t(p)];
+        matmulInto(&ys[size_t(first * d_out)], &h[size_t(first * r)], Bs + e * r * d_out, rows, r, d_out);
+    }
+    float* o = out.data_ptr<float>();
+    for (int64_t p = 0; p < pairs; ++p) {
+        float* dst = o + token_of[size_t(p)] * d_out;
+        const float* src = &ys[size_t(p * d_out)];
+        for (int64_t c = 0; c < d_out; ++c) dst[c] += src[c];
+    }
 }
 
 }  // namespace phatgoose

@@ -24,8 +24,9 @@ public:
     const std::vector<int64_t>& expertIds() const { return expert_ids_; }
     int64_t bytes() const;
 
-    // out[t] += sum_j weights[t, j] * s_e B_e A_e x[t] for e = experts[t, j], in place (adding into the base
-    // layer's output saves two passes over [T, d_out]).
+    // out[t] += sum_j weights[t, j] * s_e B_e A_e x[t] for e = experts[t, j], in place when nothing needs
+    // gradients (adding into the base layer's output saves two passes over [T, d_out]); with autograd,
+    // `out` is replaced by the out-of-place sum.
     // x: [T, d_in]; experts: [T, k] int64 local indices; weights: [T, k]; out: [T, d_out] contiguous.
     void addInto(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                  const torch::Tensor& weights) const;
@@ -38,8 +39,12 @@ public:
 private:
     void addFewTokens(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                       const torch::Tensor& weights) const;
+    // With autograd (training through routed layers): ATen ops only.
     void addGrouped(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
-                    const torch::Tensor& weights, bool raw_scatter) const;
+                    const torch::Tensor& weights) const;
+    // Inference: a counting sort of the pairs, direct sgemm calls per used expert, a plain scatter-add.
+    void addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
+                       const torch::Tensor& weights) const;
     // Both transposed so that the inner loops of the few-token path are contiguous multiply-adds, which
     // the compiler vectorises (a dot-product reduction over floats it may not reorder).
     torch::Tensor At_;  // [N, d_in, r]

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <numeric>
 
 #include "error.h"
 #include "model/token_batch.h"
@@ -78,8 +79,8 @@ public:
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
         torch::Tensor x2 = x.reshape({-1, x.size(-1)});  // [tokens, d_in]
         torch::Tensor scores = score(x2);                // [tokens, N]
-        auto [kept, ids] = scores.topk(k_, 1);           // [tokens, k]
-        torch::Tensor weights = torch::softmax(kept, 1);
+        auto [ids, weights] =
+            scores.requires_grad() ? topKSoftmax(scores) : topKSoftmaxPlain(scores.contiguous());
         if (trace_) record(scores, ids, weights);
         if (dense_) return base + stack_.applyDense(x2, ids, weights).view(base.sizes());
         torch::Tensor out = base.reshape({-1, base.size(-1)});  // a view of base: the experts add in place
@@ -99,6 +100,36 @@ private:
         torch::Tensor centred = x2 - x2.mean(1, true);
         torch::Tensor variance = torch::norm(centred, 2, {1}, true).pow(2) / double(x2.size(1));
         return raw / (torch::sqrt(variance + kStandardizeEps) * std::sqrt(double(x2.size(1))));
+    }
+
+    std::pair<torch::Tensor, torch::Tensor> topKSoftmax(const torch::Tensor& scores) const {
+        auto [kept, ids] = scores.topk(k_, 1);  // [tokens, k]
+        return {ids, torch::softmax(kept, 1)};
+    }
+
+    // The k best experts of every token, best first, and a softmax over their scores: one pass over the
+    // [tokens, N] scores instead of topk's general machinery (a tenth of the time at 1024 x 64).
+    std::pair<torch::Tensor, torch::Tensor> topKSoftmaxPlain(const torch::Tensor& scores) const {
+        const int64_t tokens = scores.size(0), n = scores.size(1);
+        torch::Tensor ids = torch::empty({tokens, k_}, torch::kLong), weights = torch::empty({tokens, k_});
+        const float* s = scores.data_ptr<float>();
+        int64_t* id = ids.data_ptr<int64_t>();
+        float* w = weights.data_ptr<float>();
+        std::vector<int64_t> order(static_cast<size_t>(n));
+        for (int64_t t = 0; t < tokens; ++t) {
+            const float* row = s + t * n;
+            std::iota(order.begin(), order.end(), 0);
+            std::partial_sort(order.begin(), order.begin() + k_, order.end(), [row](int64_t a, int64_t b) {
+                return row[a] > row[b] || (row[a] == row[b] && a < b);
+            });
+            double total = 0;
+            for (int64_t j = 0; j < k_; ++j) total += std::exp(double(row[order[size_t(j)]] - row[order[0]]));
+            for (int64_t j = 0; j < k_; ++j) {
+                id[t * k_ + j] = order[size_t(j)];
+                w[t * k_ + j] = float(std::exp(double(row[order[size_t(j)]] - row[order[0]])) / total);
+            }
+        }
+        return {ids, weights};
     }
 
     // The same division for a few tokens, in plain loops: one-token decoding would otherwise spend more time
@@ -216,13 +247,21 @@ Router::Router(T5ModelImpl& model, const std::string& method, const std::vector<
 }
 
 Router::~Router() {
-    for (auto& linear : attached_) linear.ptr()->setAdapter(nullptr);
+    suspend();
+}
+
+void Router::suspend() {
+    for (auto& [linear, adapter] : attached_) linear.ptr()->setAdapter(nullptr);
+}
+
+void Router::resume() {
+    for (auto& [linear, adapter] : attached_) linear.ptr()->setAdapter(adapter);
 }
 
 void Router::attach(const T5Linear& linear, std::shared_ptr<LinearAdapter> adapter) {
     if (linear->adapter()) throw Error("routing: a layer of this model is already routed by another router");
-    linear.ptr()->setAdapter(std::move(adapter));
-    attached_.push_back(linear);
+    linear.ptr()->setAdapter(adapter);
+    attached_.emplace_back(linear, std::move(adapter));
 }
 
 SiteRouting& Router::addSite(const LinearSite& site, const std::vector<int64_t>& candidates, int64_t k) {

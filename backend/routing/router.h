@@ -44,6 +44,10 @@ public:
     virtual void beginBatch(const std::vector<std::vector<int64_t>>& /*inputs*/) {}
     // Memory held for the experts (stacked A and B, merged deltas, keys).
     int64_t bytes() const { return bytes_; }
+    // Takes the adapters off the model and puts them back, so that a benchmark can interleave base and
+    // routed measurements on one model.
+    void suspend();
+    void resume();
 
 protected:
     Router(T5ModelImpl& model, const std::string& method, const std::vector<LoraExpert>& experts,
@@ -57,7 +61,7 @@ protected:
     int64_t bytes_ = 0;
 
 private:
-    std::vector<T5Linear> attached_;
+    std::vector<std::pair<T5Linear, std::shared_ptr<LinearAdapter>>> attached_;
 };
 
 // Validates the spec against the experts (known method, 1 <= k <= N, a named expert exists, gates exist for
