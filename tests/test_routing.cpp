@@ -67,6 +67,13 @@ class RoutingTest : public QObject {
         QFAIL("makeRouter accepted a bad spec");
     }
 
+    // Logits while a router built from `spec` is attached; it detaches before returning.
+    torch::Tensor logitsUnder(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
+                              const ExpertExamples* examples = nullptr) {
+        auto router = makeRouter(*t5_.model, experts, spec, examples);
+        return logits(*t5_.model);
+    }
+
 private Q_SLOTS:
     void initTestCase() {
         const fs::path dir = fs::path(tmp_.path().toStdString()) / "tiny";
@@ -86,16 +93,9 @@ private Q_SLOTS:
         QFETCH(QString, method);
         QFETCH(int, k);
         auto experts = randomExperts(5, t5_.config);
-        torch::Tensor fast, dense;
-        {
-            auto router = makeRouter(*t5_.model, experts, {.method = method.toStdString(), .top_k = k});
-            fast = logits(*t5_.model);
-        }
-        {
-            auto router = makeRouter(*t5_.model, experts,
-                                     {.method = method.toStdString(), .top_k = k, .dense_reference = true});
-            dense = logits(*t5_.model);
-        }
+        const torch::Tensor fast = logitsUnder(experts, {.method = method.toStdString(), .top_k = k});
+        const torch::Tensor dense =
+            logitsUnder(experts, {.method = method.toStdString(), .top_k = k, .dense_reference = true});
         // Through the whole network float rounding of the two summation orders compounds a little.
         const double diff = maxDiff(fast, dense);
         QVERIFY2(diff < 5e-5, qPrintable(QString("sparse and dense differ by %1").arg(diff)));
@@ -135,15 +135,8 @@ private Q_SLOTS:
 
     void oneExpertTopOneEqualsThatExpertAlone() {
         auto experts = randomExperts(1, t5_.config, 7);
-        torch::Tensor routed, alone;
-        {
-            auto r = makeRouter(*t5_.model, experts, {.method = "phatgoose", .top_k = 1});
-            routed = logits(*t5_.model);
-        }
-        {
-            auto r = makeRouter(*t5_.model, experts, {.method = "single", .expert = "expert0"});
-            alone = logits(*t5_.model);
-        }
+        const torch::Tensor routed = logitsUnder(experts, {.method = "phatgoose", .top_k = 1});
+        const torch::Tensor alone = logitsUnder(experts, {.method = "single", .expert = "expert0"});
         QVERIFY(maxDiff(routed, alone) < 1e-5);
     }
 
@@ -155,15 +148,8 @@ private Q_SLOTS:
                 m.A = experts[0].modules.at(site).A;
                 m.B = experts[0].modules.at(site).B;
             }
-        torch::Tensor all, one;
-        {
-            auto r = makeRouter(*t5_.model, experts, {.method = "phatgoose", .top_k = 3});
-            all = logits(*t5_.model);
-        }
-        {
-            auto r = makeRouter(*t5_.model, experts, {.method = "single", .expert = "expert1"});
-            one = logits(*t5_.model);
-        }
+        const torch::Tensor all = logitsUnder(experts, {.method = "phatgoose", .top_k = 3});
+        const torch::Tensor one = logitsUnder(experts, {.method = "single", .expert = "expert1"});
         QVERIFY(maxDiff(all, one) < 1e-5);
     }
 
@@ -212,11 +198,7 @@ private Q_SLOTS:
 
     void mergeEqualsHandAveragedDeltas() {
         auto experts = randomExperts(3, t5_.config, 17);
-        torch::Tensor merged;
-        {
-            auto r = makeRouter(*t5_.model, experts, {.method = "merge"});
-            merged = logits(*t5_.model);
-        }
+        const torch::Tensor merged = logitsUnder(experts, {.method = "merge"});
         T5Model copy(t5_.config);
         {
             torch::NoGradGuard no_grad;
@@ -270,10 +252,7 @@ private Q_SLOTS:
             retrieved = logits(*t5_.model);
             QCOMPARE(r->trace().sites.front().experts.front(), 1);
         }
-        {
-            auto r = makeRouter(*t5_.model, experts, {.method = "single", .expert = "expert1"});
-            single = logits(*t5_.model);
-        }
+        single = logitsUnder(experts, {.method = "single", .expert = "expert1"});
         QVERIFY(maxDiff(retrieved, single) < 1e-5);
     }
 
