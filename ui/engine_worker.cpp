@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "experts/expert_library.h"
+#include "model/model_summary.h"
 #include "model/t5_loader.h"
 #include "routing/probe.h"
 
@@ -18,9 +19,10 @@ EngineWorker::~EngineWorker() = default;
 namespace {
 
 ModelSummaryView summaryOf(const PretrainedT5& t5) {
-    const T5Config& c = t5.config;
+    const ModelSummary s = summarizeModel(t5);
+    const T5Config& c = s.config;
     ModelSummaryView v;
-    v.folder = QString::fromStdString(t5.dir.string());
+    v.folder = QString::fromStdString(s.folder);
     v.family = QString::fromStdString(c.family());
     v.shape = QObject::tr("d_model %1, d_kv %2, %3 heads, d_ff %4, %5 encoder + %6 decoder layers")
                   .arg(c.d_model)
@@ -29,14 +31,11 @@ ModelSummaryView summaryOf(const PretrainedT5& t5) {
                   .arg(c.d_ff)
                   .arg(c.num_layers)
                   .arg(c.num_decoder_layers);
-    v.vocabulary = QObject::tr("%1 rows (tokenizer: %2 pieces and sentinels)")
-                       .arg(c.vocab_size)
-                       .arg(t5.tokenizer->size());
-    v.parameters = QObject::tr("%L1 (%2 MB as float32)")
-                       .arg(t5.parameter_count)
-                       .arg(double(t5.weight_bytes) / 1e6, 0, 'f', 1);
-    v.dtype = QString::fromStdString(t5.weight_dtype);
-    v.lora_sites = QObject::tr("%1 linear layers").arg(t5LinearSites(c).size());
+    v.vocabulary =
+        QObject::tr("%1 rows (tokenizer: %2 pieces and sentinels)").arg(c.vocab_size).arg(s.tokenizer_size);
+    v.parameters = QObject::tr("%L1 (%2 MB as float32)").arg(s.parameters).arg(s.weights_mb, 0, 'f', 1);
+    v.dtype = QString::fromStdString(s.weight_dtype);
+    v.lora_sites = QObject::tr("%1 linear layers").arg(s.lora_sites);
     return v;
 }
 

@@ -5,7 +5,10 @@
 namespace phatgoose {
 
 ModelSummary summarizeModelFolder(const std::filesystem::path& dir) {
-    PretrainedT5 t5 = loadPretrainedT5(dir);
+    return summarizeModel(loadPretrainedT5(dir));
+}
+
+ModelSummary summarizeModel(const PretrainedT5& t5) {
     ModelSummary s;
     s.folder = t5.dir.string();
     s.config = t5.config;

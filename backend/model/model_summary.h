@@ -18,6 +18,10 @@ struct ModelSummary {
     int64_t lora_sites = 0;
 };
 
+struct PretrainedT5;
+
+// The summary of an already loaded model.
+ModelSummary summarizeModel(const PretrainedT5& t5);
 // Loads the folder fully (weights and tokenizer), so a summary also proves the folder is usable.
 ModelSummary summarizeModelFolder(const std::filesystem::path& dir);
 
