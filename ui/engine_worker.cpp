@@ -5,6 +5,7 @@
 #include "model/model_summary.h"
 #include "model/t5_loader.h"
 #include "routing/probe.h"
+#include "store/workspace.h"
 
 namespace phatgoose::ui {
 
@@ -39,11 +40,47 @@ ModelSummaryView summaryOf(const PretrainedT5& t5) {
     return v;
 }
 
+WorkspaceView viewOf(const Workspace& ws) {
+    auto q = [](const std::filesystem::path& p) { return QString::fromStdString(p.string()); };
+    WorkspaceView v{.root = q(ws.root), .name = QString::fromStdString(ws.name), .model_dir = q(ws.model_dir),
+                    .experts_dir = q(ws.experts_dir), .database = q(ws.database),
+                    .multitask_dir = q(ws.multitask_dir)};
+    for (const WorkspaceTask& t : ws.tasks)
+        v.tasks.push_back({.name = QString::fromStdString(t.name),
+                           .role = QString::fromStdString(taskRoleName(t.role)),
+                           .description = QString::fromStdString(t.description),
+                           .example_prompt = QString::fromStdString(t.example_prompt),
+                           .multiple_choice = t.multiple_choice,
+                           .train = q(t.train),
+                           .valid = q(t.valid),
+                           .test = q(t.test)});
+    return v;
+}
+
 QString firstLine(const std::exception& e) {
     return QString::fromStdString(e.what()).section('\n', 0, 0);
 }
 
 }  // namespace
+
+void EngineWorker::openWorkspace(const QString& folder) {
+    Q_EMIT busy(tr("Opening workspace %1 ...").arg(folder));
+    try {
+        const Workspace ws = phatgoose::openWorkspace(folder.toStdString());
+        auto engine = std::make_unique<Engine>();
+        engine->t5 = loadPretrainedT5(ws.model_dir);
+        engine->experts = std::move(ExpertLibrary::open(ws.experts_dir, engine->t5.config).experts());
+        engine_ = std::move(engine);
+        Q_EMIT modelOpened(summaryOf(engine_->t5));
+        QStringList names;
+        for (const auto& e : engine_->experts) names << QString::fromStdString(e.name);
+        Q_EMIT libraryOpened(QString::fromStdString(ws.experts_dir.string()), names);
+        Q_EMIT workspaceOpened(viewOf(ws));
+    } catch (const std::exception& e) {
+        Q_EMIT failed(firstLine(e));
+    }
+    Q_EMIT idle();
+}
 
 void EngineWorker::openModel(const QString& folder) {
     Q_EMIT busy(tr("Loading %1 ...").arg(folder));

@@ -1,6 +1,7 @@
 #pragma once
 // The engine's side of the GUI: a QObject moved to a worker QThread. Requests arrive as queued slot calls,
 // answers leave as signals carrying plain data (no LibTorch types). The GUI thread never runs model code.
+#include <QList>
 #include <QObject>
 #include <QString>
 #include <QStringList>
@@ -12,6 +13,18 @@ namespace phatgoose::ui {
 
 struct ModelSummaryView {
     QString folder, family, shape, vocabulary, parameters, dtype, lora_sites;
+};
+
+struct WorkspaceTaskView {
+    QString name, role, description, example_prompt;  // role: "held-in" or "held-out"
+    bool multiple_choice = false;
+    QString train, valid, test;  // absolute paths; empty where the split does not exist
+};
+
+// What the GUI knows of an open workspace (store/workspace.h without the backend types).
+struct WorkspaceView {
+    QString root, name, model_dir, experts_dir, database, multitask_dir;
+    QList<WorkspaceTaskView> tasks;
 };
 
 struct ProbeRequest {
@@ -33,6 +46,8 @@ public:
     ~EngineWorker() override;
 
 public Q_SLOTS:
+    // Opens the workspace's model and expert library, then announces it with workspaceOpened().
+    void openWorkspace(const QString& folder);
     void openModel(const QString& folder);
     void openLibrary(const QString& folder);
     void probe(const phatgoose::ui::ProbeRequest& request);
@@ -40,6 +55,7 @@ public Q_SLOTS:
 Q_SIGNALS:
     void busy(const QString& what);
     void idle();
+    void workspaceOpened(const phatgoose::ui::WorkspaceView& workspace);
     void modelOpened(const phatgoose::ui::ModelSummaryView& summary);
     void libraryOpened(const QString& folder, const QStringList& experts);
     void probed(const phatgoose::ui::ProbeResult& result);
@@ -52,6 +68,7 @@ private:
 
 }  // namespace phatgoose::ui
 
+Q_DECLARE_METATYPE(phatgoose::ui::WorkspaceView)
 Q_DECLARE_METATYPE(phatgoose::ui::ModelSummaryView)
 Q_DECLARE_METATYPE(phatgoose::ui::ProbeRequest)
 Q_DECLARE_METATYPE(phatgoose::ui::ProbeResult)

@@ -15,6 +15,7 @@
 namespace phatgoose::ui {
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+    qRegisterMetaType<WorkspaceView>();
     qRegisterMetaType<ModelSummaryView>();
     qRegisterMetaType<ProbeRequest>();
     qRegisterMetaType<ProbeResult>();
@@ -45,6 +46,7 @@ void MainWindow::connectWorker() {
     worker_ = new EngineWorker;
     worker_->moveToThread(&engine_thread_);
     connect(&engine_thread_, &QThread::finished, worker_, &QObject::deleteLater);
+    connect(this, &MainWindow::workspaceRequested, worker_, &EngineWorker::openWorkspace);
     connect(this, &MainWindow::modelRequested, worker_, &EngineWorker::openModel);
     connect(this, &MainWindow::libraryRequested, worker_, &EngineWorker::openLibrary);
     connect(probe_, &ProbeView::probeRequested, worker_, &EngineWorker::probe);
@@ -69,7 +71,11 @@ void MainWindow::connectWorker() {
 
 void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
-    file->addAction(tr("&Open model folder..."), QKeySequence::Open, this, [this] {
+    file->addAction(tr("&Open workspace..."), QKeySequence::Open, this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a workspace folder"));
+        if (!dir.isEmpty()) openWorkspace(dir);
+    });
+    file->addAction(tr("Open &model folder..."), this, [this] {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a T5 model folder"));
         if (!dir.isEmpty()) openModel(dir);
     });
@@ -81,6 +87,9 @@ void MainWindow::buildMenus() {
     file->addAction(tr("&Quit"), QKeySequence::Quit, qApp, &QApplication::quit);
 }
 
+void MainWindow::openWorkspace(const QString& folder) {
+    Q_EMIT workspaceRequested(folder);
+}
 void MainWindow::openModel(const QString& folder) {
     Q_EMIT modelRequested(folder);
 }

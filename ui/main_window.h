@@ -17,12 +17,14 @@ class MainWindow : public QMainWindow {
 public:
     explicit MainWindow(QWidget* parent = nullptr);
     ~MainWindow() override;
+    void openWorkspace(const QString& folder);
     void openModel(const QString& folder);
     void openLibrary(const QString& folder);
     ProbeView* probeView() const { return probe_; }
     QTabWidget* tabs() const { return tabs_; }
 
 Q_SIGNALS:
+    void workspaceRequested(const QString& folder);
     void modelRequested(const QString& folder);
     void libraryRequested(const QString& folder);
 
