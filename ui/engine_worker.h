@@ -1,6 +1,8 @@
 #pragma once
 // The engine's side of the GUI: a QObject moved to a worker QThread. Requests arrive as queued slot calls,
 // answers leave as signals carrying plain data (no LibTorch types). The GUI thread never runs model code.
+#include <atomic>
+
 #include <QList>
 #include <QObject>
 #include <QString>
@@ -45,6 +47,10 @@ public:
     EngineWorker();
     ~EngineWorker() override;
 
+    // Thread-safe: called directly from the GUI thread (not queued), so it reaches a long job that is
+    // running on the engine thread. Every long job clears the flag when it starts and checks it often.
+    void requestCancel() { cancel_ = true; }
+
 public Q_SLOTS:
     // Opens the workspace's model and expert library, then announces it with workspaceOpened().
     void openWorkspace(const QString& folder);
@@ -64,6 +70,7 @@ Q_SIGNALS:
 private:
     struct Engine;  // the loaded model and experts; LibTorch stays in the .cpp
     std::unique_ptr<Engine> engine_;
+    std::atomic<bool> cancel_{false};
 };
 
 }  // namespace phatgoose::ui
