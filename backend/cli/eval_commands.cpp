@@ -1,8 +1,6 @@
 // `phatgoose eval` (the routing methods x datasets grid into the results database) and `phatgoose results`
 // (a stored run as a table, CSV or JSON).
 #include <algorithm>
-#include <atomic>
-#include <csignal>
 #include <iomanip>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -10,6 +8,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/interrupt_guard.h"
 #include "error.h"
 #include "eval/evaluator.h"
 #include "experts/expert_library.h"
@@ -25,23 +24,6 @@ namespace phatgoose {
 namespace {
 
 using nlohmann::json;
-
-// Ctrl-C ends the evaluation between batches, so the run is recorded as cancelled instead of vanishing.
-std::atomic<bool> interrupted{false};
-extern "C" void onInterrupt(int) {
-    interrupted = true;
-}
-
-class InterruptGuard {
-public:
-    InterruptGuard() : previous_(std::signal(SIGINT, onInterrupt)) { interrupted = false; }
-    ~InterruptGuard() { std::signal(SIGINT, previous_); }
-    InterruptGuard(const InterruptGuard&) = delete;
-    InterruptGuard& operator=(const InterruptGuard&) = delete;
-
-private:
-    void (*previous_)(int);
-};
 
 std::string rowLabel(const MetricRecord& m) {
     return m.top_k > 0 ? m.method + " (k=" + std::to_string(m.top_k) + ")" : m.method;
@@ -195,7 +177,7 @@ void runEval(CommandContext& ctx) {
     Evaluator evaluator(*t5.model, *t5.tokenizer, experts, examples.get());
     InterruptGuard guard;
     EvalHooks hooks;
-    hooks.cancel = &interrupted;
+    hooks.cancel = InterruptGuard::flag();
     // One status line rewritten in place; padding blanks out the rest of a longer earlier line.
     size_t shown = 0;
     hooks.progress = [&](const EvalProgress& p) {

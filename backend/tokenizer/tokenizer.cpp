@@ -401,6 +401,7 @@ void Tokenizer::train(const TokenizerTrainOptions& options) {
         {"model_prefix", options.model_prefix.string()},
         {"vocab_size", std::to_string(options.vocab_size)},
         {"model_type", options.model_type},
+        {"hard_vocab_limit", options.hard_vocab_limit ? "true" : "false"},
         {"pad_id", std::to_string(kPad)},
         {"eos_id", std::to_string(kEos)},
         {"unk_id", std::to_string(kUnk)},

@@ -17,6 +17,8 @@ struct TokenizerTrainOptions {
     std::filesystem::path model_prefix;  // writes <prefix>.model and <prefix>.vocab
     int vocab_size = 256;
     std::string model_type = "unigram";
+    // false: vocab_size is an upper bound, for corpora too small to fill it (sentencepiece refuses otherwise).
+    bool hard_vocab_limit = true;
     // T5's special ids: pad 0, eos 1, unk 2; no bos.
 };
 
