@@ -15,6 +15,7 @@
 #include "fixtures/cli_run.h"
 #include "fixtures/tiny_t5.h"
 #include "model/t5_loader.h"
+#include "store/results_store.h"
 #include "training/expert_trainer.h"
 #include "training/gate_trainer.h"
 #include "training/trainable_lora.h"
@@ -438,10 +439,24 @@ private Q_SLOTS:
                  train_path_.string()});
         QCOMPARE(r.code, 1);
         QVERIFY2(oneLine(r.err) && r.err.find("already has a gate") != std::string::npos, r.err.c_str());
+        // --db records the run with the same loss curve as the gate's own record.
+        const fs::path db = out.parent_path() / "cli.sqlite";
         r = cli({"train-gate", "--model", model_dir_.string(), "--expert", out.string(), "--data",
-                 train_path_.string(), "--steps", "2", "--overwrite"});
+                 train_path_.string(), "--steps", "2", "--overwrite", "--db", db.string()});
         QVERIFY2(r.code == 0, r.err.c_str());
-        QCOMPARE(loadLoraExpert(out, t5.config).gate_record->steps, int64_t(2));
+        const GateRecord gate = *loadLoraExpert(out, t5.config).gate_record;
+        QCOMPARE(gate.steps, int64_t(2));
+        ResultsStore store(db);
+        QCOMPARE(int(store.runs().size()), 1);
+        QCOMPARE(QString::fromStdString(store.runs()[0].kind), QString("train-gate"));
+        QCOMPARE(QString::fromStdString(store.runs()[0].status), QString("finished"));
+        const std::vector<LossPoint> curve = store.lossCurve(store.runs()[0].id);
+        QCOMPARE(curve.size(), gate.loss_curve.size());
+        for (size_t i = 0; i < curve.size(); ++i) {
+            QCOMPARE(curve[i].step, int64_t(i + 1));
+            QCOMPARE(curve[i].loss, gate.loss_curve[i]);
+            QCOMPARE(QString::fromStdString(curve[i].kind), QString("gate"));
+        }
     }
 
     void cliErrorsAreOneLine_data() {

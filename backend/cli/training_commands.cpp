@@ -2,43 +2,30 @@
 // cancellation, and atomic saving only after a run that finished.
 #include <QString>
 #include <QStringList>
-#include <atomic>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "cli/command.h"
+#include "cli/interrupt_guard.h"
 #include "error.h"
 #include "eval/dataset.h"
 #include "experts/lora_expert.h"
 #include "model/t5_loader.h"
+#include "store/results_store.h"
 #include "training/expert_trainer.h"
 #include "training/gate_trainer.h"
+
+#ifndef PHATGOOSE_VERSION
+#define PHATGOOSE_VERSION "unknown"
+#endif
 
 namespace phatgoose {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::atomic<bool> g_interrupted{false};
-
-// Ctrl-C stops the run at the next step (nothing is saved) instead of killing the process mid-write.
-class InterruptAsCancel {
-public:
-    InterruptAsCancel() {
-        g_interrupted = false;
-        previous_ = std::signal(SIGINT, [](int) { g_interrupted = true; });
-    }
-    ~InterruptAsCancel() { std::signal(SIGINT, previous_); }
-    InterruptAsCancel(const InterruptAsCancel&) = delete;
-    InterruptAsCancel& operator=(const InterruptAsCancel&) = delete;
-    const std::atomic<bool>* flag() const { return &g_interrupted; }
-
-private:
-    void (*previous_)(int) = SIG_DFL;
-};
 
 std::string required(const CommandContext& ctx, const QString& option, const char* what) {
     if (!ctx.parser.isSet(option)) throw Error("--" + option.toStdString() + " " + what + " is required");
@@ -127,6 +114,18 @@ template <typename Trainer, typename Save>
     throw Error(std::string(e.what()) + " (the weights before that step were saved)");
 }
 
+// With --db, the run and its loss curve go to that results database (the workspace's workbench.sqlite).
+void recordIfAsked(const CommandContext& ctx, const std::string& kind, const std::string& who,
+                   const std::string& curve_kind, const TrainingOptions& o, const std::vector<double>& curve) {
+    if (!ctx.parser.isSet("db")) return;
+    ResultsStore store(ctx.value("db"));
+    const nlohmann::json settings = {{"expert", who},           {"data", ctx.value("data")},
+                                     {"steps", o.steps},        {"learning_rate", o.learning_rate},
+                                     {"batch_size", o.batch_size}, {"seed", o.seed}};
+    const int64_t run = recordTrainingRun(store, kind, who, curve_kind, settings.dump(), curve, PHATGOOSE_VERSION);
+    ctx.out << "loss curve recorded as run " << run << " in " << store.file().string() << "\n";
+}
+
 void runTrainExpert(CommandContext& ctx) {
     setComputeThreads(int(ctx.integer("threads", 0)));
     const fs::path model_dir = required(ctx, "model", "DIR");
@@ -148,7 +147,7 @@ void runTrainExpert(CommandContext& ctx) {
     if (ctx.parser.isSet("valid")) valid = loadJsonl(ctx.value("valid"), skip_bad);
     PretrainedT5 t5 = loadPretrainedT5(model_dir);
 
-    InterruptAsCancel interrupt;
+    InterruptGuard interrupt;
     ExpertTrainer trainer(*t5.model, *t5.tokenizer, settings);
     LoraExpert expert;
     try {
@@ -164,6 +163,7 @@ void runTrainExpert(CommandContext& ctx) {
             << " examples, final loss " << r.final_loss;
     if (valid) ctx.out << ", best valid loss " << r.best_valid_loss;
     ctx.out << " -> " << out.string() << "\n";
+    recordIfAsked(ctx, "train-expert", expert.name, "expert", settings.training, r.loss_curve);
 }
 
 void runTrainGate(CommandContext& ctx) {
@@ -179,7 +179,7 @@ void runTrainGate(CommandContext& ctx) {
     if (expert.hasGate() && !ctx.parser.isSet("overwrite"))
         throw Error(expert_dir.string() + ": the expert already has a gate; pass --overwrite to retrain it");
 
-    InterruptAsCancel interrupt;
+    InterruptGuard interrupt;
     GateTrainer trainer(*t5.model, *t5.tokenizer, options);
     LoraExpert gated;
     try {
@@ -192,6 +192,7 @@ void runTrainGate(CommandContext& ctx) {
     ctx.out << "trained the gate of '" << gated.name << "': " << gated.modules.size() << " modules, "
             << r.steps << " steps, loss " << r.loss_curve.front() << " -> " << r.final_loss << " -> "
             << expert_dir.string() << "\n";
+    recordIfAsked(ctx, "train-gate", gated.name, "gate", options, r.loss_curve);
 }
 
 void declareTrainingFlags(QCommandLineParser& p, const TrainingOptions& d) {
@@ -213,6 +214,7 @@ void declareTrainingFlags(QCommandLineParser& p, const TrainingOptions& d) {
     p.addOption({"max-input-tokens", "Truncate inputs to N tokens, eos kept (default 256).", "N", "256"});
     p.addOption({"max-target-tokens", "Truncate targets to N tokens, eos kept (default 64).", "N", "64"});
     p.addOption({"skip-bad", "Skip malformed dataset lines instead of failing."});
+    p.addOption({"db", "Also record the run and its loss curve in this results database.", "FILE"});
     p.addOption({"save-last-good", "If training diverges, save the weights from before the failing step."});
     p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
 }

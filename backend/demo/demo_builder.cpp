@@ -153,18 +153,11 @@ Dataset pretrainingCorpus(const Build& b) {
     return corpus;
 }
 
-std::vector<LossPoint> lossPoints(const std::string& who, const std::string& kind, const std::vector<double>& curve) {
-    std::vector<LossPoint> points;
-    for (size_t i = 0; i < curve.size(); ++i) points.push_back({who, kind, int64_t(i) + 1, curve[i]});
-    return points;
-}
-
 void recordTraining(const Build& b, const std::string& kind, const std::string& who, const json& settings,
                     const std::vector<double>& curve) {
     ResultsStore store(b.ws.database);
-    const int64_t run = store.beginRun(kind, settings.dump(), b.options.version);
-    store.addLossCurve(run, lossPoints(who, kind == "train-gate" ? "gate" : kind == "pretrain" ? "base" : "expert", curve));
-    store.finishRun(run, RunStatus::Finished);
+    const std::string curve_kind = kind == "train-gate" ? "gate" : kind == "pretrain" ? "base" : "expert";
+    recordTrainingRun(store, kind, who, curve_kind, settings.dump(), curve, b.options.version);
 }
 
 PretrainedT5 pretrain(Build& b) {

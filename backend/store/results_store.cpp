@@ -378,4 +378,15 @@ std::vector<TraceRecord> ResultsStore::traces(std::optional<int64_t> run) const 
     return out;
 }
 
+int64_t recordTrainingRun(ResultsStore& store, const std::string& kind, const std::string& who,
+                          const std::string& curve_kind, const std::string& settings_json,
+                          const std::vector<double>& curve, const std::string& version) {
+    const int64_t run = store.beginRun(kind, settings_json, version);
+    std::vector<LossPoint> points;
+    for (size_t i = 0; i < curve.size(); ++i) points.push_back({who, curve_kind, int64_t(i) + 1, curve[i]});
+    store.addLossCurve(run, points);
+    store.finishRun(run, RunStatus::Finished);
+    return run;
+}
+
 }  // namespace phatgoose

@@ -96,4 +96,10 @@ private:
     std::string connection_;  // the QSqlDatabase connection name, unique to this object
 };
 
+// A whole finished training run in one go: the run (`kind`, e.g. "train-gate"), its loss curve as points
+// 1..N of `curve_kind` for `who`, and status finished. Returns the run id.
+int64_t recordTrainingRun(ResultsStore& store, const std::string& kind, const std::string& who,
+                          const std::string& curve_kind, const std::string& settings_json,
+                          const std::vector<double>& curve, const std::string& version);
+
 }  // namespace phatgoose
