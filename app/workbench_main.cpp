@@ -1,32 +1,100 @@
 // The workbench GUI.
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QIcon>
 #include <QTabWidget>
 #include <QTimer>
 
 #include "ui/main_window.h"
 #include "ui/probe_view.h"
 
+// The shell: start-up and --measure-stall
+#include <QDir>
+#include <QFileInfo>
+#include <QSpinBox>
+#include <cstdio>
+#include <memory>
+
+#include "ui/event_loop_stall_meter.h"
+#include "ui/experts_view.h"
+#include "ui/train_gate_dialog.h"
+
+namespace {
+
+// --measure-stall: trains the first expert's gate for 50 steps through the dialog (live curve and all),
+// saving nothing, while an EventLoopStallMeter watches the GUI thread; prints the longest gap and quits.
+void measureStall(phatgoose::ui::MainWindow& window) {
+    using namespace phatgoose::ui;
+    auto* meter = new EventLoopStallMeter(&window);
+    auto started = std::make_shared<bool>(false);
+    QObject::connect(
+        window.expertsView(), &ExpertsView::expertsShown, &window, [&window, meter, started](int n) {
+            if (*started || n == 0) return;
+            *started = true;
+            TrainGateDialog* dialog =
+                window.showTrainGateDialog({window.expertsView()->experts().front().name});
+            dialog->stepsBox()->setValue(50);
+            dialog->setSaving(false);
+            QObject::connect(dialog, &TrainGateDialog::trainingEnded, &window,
+                             [meter](const TrainingOutcomeView& o) {
+                                 meter->stop();
+                                 std::printf("training %s%s%s\n", qPrintable(o.status),
+                                             o.message.isEmpty() ? "" : ": ", qPrintable(o.message));
+                                 std::printf("timer_ticks %d\nlongest_stall_ms %.1f\n", meter->ticks(),
+                                             meter->longestGapMs());
+                                 std::fflush(stdout);
+                                 QApplication::exit(o.status == "finished" ? 0 : 1);
+                             });
+            meter->start();
+            dialog->start();
+        });
+    QObject::connect(window.worker(), &EngineWorker::failed, &window, [](const QString& message) {
+        std::fprintf(stderr, "phatgoose-workbench: %s\n", qPrintable(message));
+        QApplication::exit(1);
+    });
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     QApplication app(argc, argv);
     QApplication::setApplicationName("phatgoose-workbench");
     QApplication::setOrganizationName("phatgoose");
+    // Ties windows to the installed desktop entry (Wayland app id, task bars) and its icon.
+    QGuiApplication::setDesktopFileName("io.github.phatgoose.Workbench");
+    QApplication::setWindowIcon(QIcon::fromTheme("io.github.phatgoose.Workbench"));
     QCommandLineParser parser;
     parser.setApplicationDescription("PHATGOOSE Workbench: routing among LoRA experts on T5.");
     parser.addHelpOption();
-    parser.addPositionalArgument("MODEL_DIR", "A T5 model folder to open (optional).");
-    parser.addPositionalArgument("EXPERTS_DIR", "An expert library for that model (optional).");
+    parser.addPositionalArgument("WORKSPACE_DIR",
+                                 "A workspace to open (optional; default: the last one, else the demo). A T5 "
+                                 "model folder (with config.json) opens as a bare model instead.");
+    parser.addPositionalArgument("EXPERTS_DIR", "With a model folder: an expert library for it (optional).");
+    QCommandLineOption measure_stall(
+        "measure-stall",
+        "Open WORKSPACE, train the first expert's gate for 50 steps (saving nothing) and print the GUI "
+        "event loop's longest stall (longest_stall_ms), then quit.",
+        "WORKSPACE");
     QCommandLineOption probe("probe", "Run the prompt probe on TEXT once the model is open.", "TEXT");
     QCommandLineOption method("method", "Routing method for --probe.", "NAME", "phatgoose");
     QCommandLineOption screenshot("screenshot", "Save the window to PNG after --probe, then quit.", "FILE");
-    parser.addOptions({probe, method, screenshot});
+    parser.addOptions({probe, method, screenshot, measure_stall});
     parser.process(app);
 
     phatgoose::ui::MainWindow window;
     window.show();
     const QStringList args = parser.positionalArguments();
-    if (!args.isEmpty()) window.openModel(args[0]);
-    if (args.size() > 1) window.openLibrary(args[1]);
+    if (parser.isSet(measure_stall)) {
+        measureStall(window);
+        window.openWorkspace(parser.value(measure_stall));
+    } else if (args.isEmpty()) {
+        window.openStartupWorkspace();
+    } else if (QFileInfo::exists(QDir(args[0]).filePath("config.json"))) {
+        window.openModel(args[0]);
+        if (args.size() > 1) window.openLibrary(args[1]);
+    } else {
+        window.openWorkspace(args[0]);
+    }
     if (parser.isSet(probe)) {
         // Requests queue on the engine thread behind the opening of the model and the library.
         window.tabs()->setCurrentWidget(window.probeView());

@@ -14,6 +14,8 @@ PACKAGES=(
     nlohmann-json3-dev
     clang libclang-rt-14-dev
     xvfb xauth
+    # The packaging test: dpkg-shlibdeps for CPack, the desktop entry, metainfo and man page checkers.
+    dpkg-dev desktop-file-utils appstream file groff-base
 )
 
 install_dependencies() {

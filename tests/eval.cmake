@@ -8,3 +8,4 @@ phatgoose_test(test_workspace
     SOURCES test_workspace.cpp fixtures/tiny_t5.cpp fixtures/random_experts.cpp fixtures/tiny_workspace.cpp
     LIBS phatgoose_backend
     LABELS unit)
+phatgoose_test(test_demo SOURCES test_demo.cpp LIBS phatgoose_cli phatgoose_backend LABELS unit demo)

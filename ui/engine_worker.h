@@ -10,6 +10,8 @@
 #include <memory>
 
 #include "routing/routing_trace.h"
+#include "ui/evaluation_request.h"
+#include "ui/expert_messages.h"
 
 namespace phatgoose::ui {
 
@@ -34,11 +36,21 @@ struct ProbeRequest {
     QString method = "phatgoose";
     int top_k = 2;
     int max_new_tokens = 16;
+    QString expert;  // single: the expert applied everywhere (empty: the library's first)
 };
 
 struct ProbeResult {
     QString output;
     phatgoose::RoutingTrace trace;
+};
+
+// The Compare view: one prompt under two configurations (a.prompt is used for both).
+struct CompareRequest {
+    ProbeRequest a, b;
+};
+
+struct CompareResult {
+    ProbeResult a, b;
 };
 
 class EngineWorker : public QObject {
@@ -51,12 +63,41 @@ public:
     // running on the engine thread. Every long job clears the flag when it starts and checks it often.
     void requestCancel() { cancel_ = true; }
 
+    // ---- Probe and Compare views ----
+    // Every routing method the engine knows (routingMethodNames()), and whether one routes every token to
+    // its top-k experts (so that k applies). Plain constant data: safe to call from the GUI thread.
+    static QStringList routingMethods();
+    static bool routingMethodIsTokenWise(const QString& method);
+
 public Q_SLOTS:
     // Opens the workspace's model and expert library, then announces it with workspaceOpened().
     void openWorkspace(const QString& folder);
     void openModel(const QString& folder);
     void openLibrary(const QString& folder);
     void probe(const phatgoose::ui::ProbeRequest& request);
+
+    // ---- Results view: evaluations into the workspace's results database ----
+    // Runs the methods x datasets grid as one "eval" run (evaluateIntoStore, as `phatgoose eval` does).
+    // Clears the cancel flag first; requestCancel() ends it between batches and the run stays, cancelled.
+    void evaluate(const phatgoose::ui::EvaluationRequest& request);
+
+    // ---- Experts view and training dialogs (the shell) ----
+    // Emits libraryListed() with the loaded experts (empty when none).
+    void listLibrary();
+    // Emits computeDescribed() with the compute threads (ATen intra-op and OpenBLAS).
+    void describeCompute();
+    // Trains the gate of each requested expert in turn. Each expert gets a "train-gate" run in the
+    // workspace's results database and, once trained, its gate saved into its folder and the in-memory
+    // expert updated. Clears the cancel flag first; requestCancel() stops at the next step, saving nothing
+    // for that expert. Always ends with trainingFinished().
+    void trainGates(const phatgoose::ui::GateTrainingRequest& request);
+    // Trains a new expert into the library folder under request.name (an existing name is refused), then
+    // lists the library again. Cancellation and the ending as trainGates().
+    void trainExpert(const phatgoose::ui::ExpertTrainingRequest& request);
+
+    // ---- Probe and Compare views ----
+    // Probes the prompt under both configurations, one after the other, and emits compared().
+    void compare(const phatgoose::ui::CompareRequest& request);
 
 Q_SIGNALS:
     void busy(const QString& what);
@@ -67,8 +108,25 @@ Q_SIGNALS:
     void probed(const phatgoose::ui::ProbeResult& result);
     void failed(const QString& message);
 
+    // ---- Results view ----
+    void evaluationProgress(qint64 done, qint64 total, const QString& method, const QString& dataset);
+    // Always follows evaluate(): run is -1 when the grid was refused before a run began; status is
+    // "finished", "cancelled" or "failed" (the reason then came through failed()).
+    void evaluationFinished(qint64 run, const QString& status);
+
+    // ---- Experts view and training dialogs (the shell) ----
+    void libraryListed(const QList<phatgoose::ui::ExpertRowView>& experts);
+    void computeDescribed(const QString& threads);
+    // Emitted on the engine thread once per optimizer step; queued to the GUI.
+    void trainingProgress(const phatgoose::ui::TrainingProgressView& progress);
+    void trainingFinished(const phatgoose::ui::TrainingOutcomeView& outcome);
+
+    // ---- Probe and Compare views ----
+    void compared(const phatgoose::ui::CompareResult& result);
+
 private:
     struct Engine;  // the loaded model and experts; LibTorch stays in the .cpp
+    ProbeResult runProbe(const ProbeRequest& request);  // the Probe and Compare views' common step
     std::unique_ptr<Engine> engine_;
     std::atomic<bool> cancel_{false};
 };
@@ -79,3 +137,5 @@ Q_DECLARE_METATYPE(phatgoose::ui::WorkspaceView)
 Q_DECLARE_METATYPE(phatgoose::ui::ModelSummaryView)
 Q_DECLARE_METATYPE(phatgoose::ui::ProbeRequest)
 Q_DECLARE_METATYPE(phatgoose::ui::ProbeResult)
+Q_DECLARE_METATYPE(phatgoose::ui::CompareRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::CompareResult)

@@ -12,6 +12,21 @@
 #include "ui/engine_worker.h"
 #include "ui/probe_view.h"
 
+// The shell
+#include <QDir>
+#include <QFileInfo>
+#include <QPushButton>
+#include <QSettings>
+#include <QTimer>
+
+#include "ui/demo_location.h"
+#include "ui/experts_view.h"
+#include "ui/recent_workspaces.h"
+#include "ui/train_expert_dialog.h"
+#include "ui/train_gate_dialog.h"
+#include "ui/compare_view.h"
+#include "ui/results_view.h"
+
 namespace phatgoose::ui {
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
@@ -19,25 +34,42 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     qRegisterMetaType<ModelSummaryView>();
     qRegisterMetaType<ProbeRequest>();
     qRegisterMetaType<ProbeResult>();
+    qRegisterMetaType<EvaluationRequest>();
     setWindowTitle(tr("PHATGOOSE Workbench"));
     resize(1100, 700);
     tabs_ = new QTabWidget(this);
     auto* summary = new QWidget(tabs_);
     form_ = new QFormLayout(summary);
-    form_->addRow(
-        new QLabel(tr("Open a T5 model folder (File > Open model folder) to see its summary."), summary));
+    auto* prompt = new QLabel(tr("<b>No workspace is open.</b><br>Open a workspace folder (one with "
+                                 "workspace.json, or with model/ and experts/) with File > Open workspace, "
+                                 "or a bare T5 model folder with File > Open model folder."),
+                              summary);
+    prompt->setWordWrap(true);
+    auto* open_workspace = new QPushButton(tr("Open workspace..."), summary);
+    connect(open_workspace, &QPushButton::clicked, this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a workspace folder"));
+        if (!dir.isEmpty()) openWorkspace(dir);
+    });
+    form_->addRow(prompt);
+    form_->addRow(open_workspace);
     probe_ = new ProbeView(tabs_);
     tabs_->addTab(summary, tr("Model"));
     tabs_->addTab(probe_, tr("Prompt probe"));
+    results_ = new ResultsView(tabs_);
+    tabs_->addTab(results_, tr("Results"));
     setCentralWidget(tabs_);
     library_status_ = new QLabel(tr("no experts"), this);
     statusBar()->addPermanentWidget(library_status_);
     buildMenus();
     connectWorker();
+    connectProbing();
+    buildShell();
     statusBar()->showMessage(tr("Ready"));
 }
 
 MainWindow::~MainWindow() {
+    saveLayout();
+    worker_->requestCancel();  // a training still running would otherwise hold up the wait below
     engine_thread_.quit();
     engine_thread_.wait();
 }
@@ -66,7 +98,36 @@ void MainWindow::connectWorker() {
         statusBar()->showMessage(tr("Done"));
     });
     connect(worker_, &EngineWorker::failed, this, &MainWindow::showError);
+    connectResults();
     engine_thread_.start();
+}
+
+// ---- Probe and Compare views ----
+
+void MainWindow::connectProbing() {
+    qRegisterMetaType<CompareRequest>();
+    qRegisterMetaType<CompareResult>();
+    compare_ = new CompareView(tabs_);
+    tabs_->insertTab(tabs_->indexOf(probe_) + 1, compare_, tr("Compare"));
+    connect(compare_, &CompareView::compareRequested, worker_, &EngineWorker::compare);
+    connect(worker_, &EngineWorker::compared, this, [this](const CompareResult& r) {
+        compare_->showResult(r);
+        statusBar()->showMessage(tr("Done"));
+    });
+    connect(worker_, &EngineWorker::busy, compare_, [this] { compare_->setBusy(true); });
+    connect(worker_, &EngineWorker::idle, compare_, [this] { compare_->setBusy(false); });
+    auto setNames = [this](const QStringList& names) {
+        probe_->setExpertNames(names);
+        compare_->setExpertNames(names);
+    };
+    connect(worker_, &EngineWorker::libraryOpened, this,
+            [setNames](const QString&, const QStringList& names) { setNames(names); });
+    // Training adds experts without reopening the library.
+    connect(worker_, &EngineWorker::libraryListed, this, [setNames](const QList<ExpertRowView>& rows) {
+        QStringList names;
+        for (const ExpertRowView& r : rows) names << r.name;
+        setNames(names);
+    });
 }
 
 void MainWindow::buildMenus() {
@@ -75,6 +136,8 @@ void MainWindow::buildMenus() {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a workspace folder"));
         if (!dir.isEmpty()) openWorkspace(dir);
     });
+    recent_menu_ = file->addMenu(tr("&Recent workspaces"));
+    connect(recent_menu_, &QMenu::aboutToShow, this, &MainWindow::fillRecentMenu);
     file->addAction(tr("Open &model folder..."), this, [this] {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a T5 model folder"));
         if (!dir.isEmpty()) openModel(dir);
@@ -85,6 +148,12 @@ void MainWindow::buildMenus() {
     });
     file->addSeparator();
     file->addAction(tr("&Quit"), QKeySequence::Quit, qApp, &QApplication::quit);
+    QMenu* results = menuBar()->addMenu(tr("&Results"));
+    results->addAction(results_->newEvaluationAction());
+    results->addSeparator();
+    results->addAction(results_->exportTableAction());
+    results->addAction(results_->exportPredictionsAction());
+    results->addAction(results_->saveChartAction());
 }
 
 void MainWindow::openWorkspace(const QString& folder) {
@@ -116,7 +185,186 @@ void MainWindow::showSummary(const ModelSummaryView& s) {
 
 void MainWindow::showError(const QString& message) {
     statusBar()->showMessage(tr("Failed"));
-    QMessageBox::warning(this, tr("PHATGOOSE Workbench"), message);
+    // open(), not exec(): a nested event loop would stall the engine's queued signals (and tests).
+    auto* box =
+        new QMessageBox(QMessageBox::Warning, tr("PHATGOOSE Workbench"), message, QMessageBox::Ok, this);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
 }
 
+// ---- Results view ----
+void MainWindow::connectResults() {
+    connect(worker_, &EngineWorker::workspaceOpened, results_, &ResultsView::setWorkspace);
+    connect(worker_, &EngineWorker::libraryOpened, results_,
+            [this](const QString&, const QStringList& experts) { results_->setExperts(experts); });
+    connect(results_, &ResultsView::evaluationRequested, worker_, &EngineWorker::evaluate);
+    // Direct, not queued: the worker's thread is busy with the very evaluation to cancel.
+    connect(results_, &ResultsView::cancelRequested, this, [this] { worker_->requestCancel(); });
+    connect(worker_, &EngineWorker::evaluationProgress, results_, &ResultsView::showEvaluationProgress);
+    connect(worker_, &EngineWorker::evaluationFinished, results_, &ResultsView::finishEvaluation);
+    connect(results_, &ResultsView::evaluationEnded, this,
+            [this] { statusBar()->showMessage(results_->statusText()); });
+}
+
+// ---- The shell: start-up, recent workspaces, the Experts view and the training dialogs ----
+
+void MainWindow::buildShell() {
+    qRegisterMetaType<ExpertRowView>();
+    qRegisterMetaType<QList<ExpertRowView>>();
+    qRegisterMetaType<GateTrainingRequest>();
+    qRegisterMetaType<ExpertTrainingRequest>();
+    qRegisterMetaType<TrainingProgressView>();
+    qRegisterMetaType<TrainingOutcomeView>();
+    experts_view_ = new ExpertsView(tabs_);
+    tabs_->insertTab(1, experts_view_, tr("Experts"));  // after Model: what the workspace holds
+    train_gate_ = new TrainGateDialog(this);
+    train_expert_ = new TrainExpertDialog(this);
+    model_status_ = new QLabel(tr("no model"), this);
+    compute_status_ = new QLabel(this);
+    activity_status_ = new QLabel(tr("idle"), this);
+    activity_status_->setMinimumWidth(160);
+    // Left to right after the transient messages: model, experts (library_status_), threads, activity.
+    statusBar()->insertPermanentWidget(0, model_status_);
+    statusBar()->addPermanentWidget(compute_status_);
+    statusBar()->addPermanentWidget(activity_status_);
+    buildExpertsMenu();
+    connectShell();
+    QMetaObject::invokeMethod(worker_, &EngineWorker::describeCompute, Qt::QueuedConnection);
+    // After the constructor, so every tab (whoever adds it) exists when the current one is restored.
+    QTimer::singleShot(0, this, &MainWindow::restoreLayout);
+}
+
+void MainWindow::buildExpertsMenu() {
+    QMenu* experts = menuBar()->addMenu(tr("E&xperts"));
+    experts->addAction(tr("Train &gates..."), this,
+                       [this] { showTrainGateDialog(experts_view_->selectedExperts()); });
+    experts->addAction(tr("Train new &expert..."), this, &MainWindow::showTrainExpertDialog);
+}
+
+void MainWindow::connectShell() {
+    connect(worker_, &EngineWorker::busy, activity_status_, &QLabel::setText);
+    connect(worker_, &EngineWorker::idle, activity_status_,
+            [this] { activity_status_->setText(tr("idle")); });
+    connect(worker_, &EngineWorker::computeDescribed, compute_status_, &QLabel::setText);
+    connect(worker_, &EngineWorker::modelOpened, this, [this](const ModelSummaryView& s) {
+        // A workspace's model folder is always "model": its workspace's name says more.
+        const QFileInfo folder(s.folder);
+        const QString name = folder.fileName() == "model"
+                                 ? folder.dir().dirName() + "/" + folder.fileName()
+                                 : folder.fileName();
+        model_status_->setText(tr("%1 (%2)").arg(name, s.family.section(" (", 0, 0)));
+        model_status_->setToolTip(tr("%1\n%2\n%3").arg(s.folder, s.family, s.shape));
+    });
+    connect(worker_, &EngineWorker::workspaceOpened, this, &MainWindow::showWorkspace);
+    connect(worker_, &EngineWorker::libraryListed, this, [this](const QList<ExpertRowView>& experts) {
+        experts_view_->setExperts(experts);
+        train_gate_->setExperts(experts);
+        QStringList names;
+        for (const ExpertRowView& e : experts) names << e.name;
+        train_expert_->setExistingNames(names);
+        library_status_->setText(tr("%n expert(s)", nullptr, int(experts.size())));
+    });
+    connect(experts_view_, &ExpertsView::trainGatesRequested, this, &MainWindow::showTrainGateDialog);
+    connect(experts_view_, &ExpertsView::trainExpertRequested, this, &MainWindow::showTrainExpertDialog);
+    connect(train_gate_, &TrainGateDialog::trainingRequested, worker_, &EngineWorker::trainGates);
+    connect(train_expert_, &TrainExpertDialog::trainingRequested, worker_, &EngineWorker::trainExpert);
+    for (TrainingDialog* dialog : std::initializer_list<TrainingDialog*>{train_gate_, train_expert_}) {
+        // Direct, not queued: the flag must reach the job that is running on the engine thread now.
+        connect(dialog, &TrainingDialog::cancelRequested, this, [this] { worker_->requestCancel(); });
+        connect(worker_, &EngineWorker::trainingProgress, dialog, &TrainingDialog::showProgress);
+        connect(worker_, &EngineWorker::trainingFinished, dialog, &TrainingDialog::showOutcome);
+    }
+    connect(worker_, &EngineWorker::trainingFinished, this, [this](const TrainingOutcomeView& o) {
+        statusBar()->showMessage(o.status == "finished" ? tr("Training finished")
+                                                        : tr("Training %1: %2").arg(o.status, o.message));
+    });
+    connect(tabs_, &QTabWidget::currentChanged, this,
+            [this](int index) { QSettings().setValue("window/tab", tabs_->tabText(index)); });
+}
+
+void MainWindow::openStartupWorkspace() {
+    RecentWorkspaces recent;
+    const QStringList folders = recent.folders();
+    if (!folders.isEmpty()) {
+        if (QFileInfo(folders.front()).isDir()) {
+            openWorkspace(folders.front());
+            return;
+        }
+        recent.remove(folders.front());
+        statusBar()->showMessage(tr("The last workspace, %1, no longer exists").arg(folders.front()));
+    }
+    QString error;
+    const QString demo = bundledDemoWorkspace(&error);
+    if (!demo.isEmpty()) {
+        openWorkspace(demo);
+        return;
+    }
+    tabs_->setCurrentIndex(0);  // the Model tab, which asks for a workspace
+    statusBar()->showMessage(error.isEmpty() ? tr("No workspace open: use File > Open workspace")
+                                             : tr("The demo workspace cannot be opened: %1").arg(error));
+}
+
+void MainWindow::showWorkspace(const WorkspaceView& workspace) {
+    RecentWorkspaces().add(workspace.root);
+    setWindowTitle(
+        tr("%1 - PHATGOOSE Workbench").arg(workspace.name.isEmpty() ? workspace.root : workspace.name));
+    QStringList train_files;
+    for (const WorkspaceTaskView& t : workspace.tasks)
+        if (!t.train.isEmpty()) train_files << t.train;
+    train_expert_->setDatasets(train_files);
+}
+
+void MainWindow::fillRecentMenu() {
+    recent_menu_->clear();
+    const QStringList folders = RecentWorkspaces().folders();
+    for (const QString& folder : folders)
+        recent_menu_->addAction(QDir::toNativeSeparators(folder), this,
+                                [this, folder] { openRecent(folder); });
+    if (folders.isEmpty()) recent_menu_->addAction(tr("(none yet)"))->setEnabled(false);
+}
+
+void MainWindow::openRecent(const QString& folder) {
+    if (QFileInfo(folder).isDir()) {
+        openWorkspace(folder);
+        return;
+    }
+    RecentWorkspaces().remove(folder);
+    showError(
+        tr("The workspace %1 no longer exists; it was removed from the recent workspaces.").arg(folder));
+}
+
+TrainGateDialog* MainWindow::showTrainGateDialog(const QStringList& experts) {
+    if (!train_gate_->isTraining()) {
+        if (!experts.isEmpty())
+            train_gate_->checkExperts(experts);
+        else if (train_gate_->checkedExperts().isEmpty())
+            train_gate_->checkExperts(experts_view_->selectedExperts());
+    }
+    train_gate_->show();
+    train_gate_->raise();
+    train_gate_->activateWindow();
+    return train_gate_;
+}
+
+TrainExpertDialog* MainWindow::showTrainExpertDialog() {
+    train_expert_->show();
+    train_expert_->raise();
+    train_expert_->activateWindow();
+    return train_expert_;
+}
+
+void MainWindow::restoreLayout() {
+    QSettings settings;
+    restoreGeometry(settings.value("window/geometry").toByteArray());
+    restoreState(settings.value("window/state").toByteArray());
+    const QString tab = settings.value("window/tab").toString();
+    for (int i = 0; i < tabs_->count(); ++i)
+        if (tabs_->tabText(i) == tab) tabs_->setCurrentIndex(i);
+}
+
+void MainWindow::saveLayout() const {
+    QSettings settings;
+    settings.setValue("window/geometry", saveGeometry());
+    settings.setValue("window/state", saveState());
+}
 }  // namespace phatgoose::ui

@@ -4,13 +4,20 @@
 
 class QFormLayout;
 class QLabel;
+class QMenu;
 class QTabWidget;
 
 namespace phatgoose::ui {
 
+class CompareView;
 class EngineWorker;
 class ProbeView;
+class ResultsView;
 struct ModelSummaryView;
+class ExpertsView;
+class TrainGateDialog;
+class TrainExpertDialog;
+struct WorkspaceView;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -21,7 +28,21 @@ public:
     void openModel(const QString& folder);
     void openLibrary(const QString& folder);
     ProbeView* probeView() const { return probe_; }
+    CompareView* compareView() const { return compare_; }
+    ResultsView* resultsView() const { return results_; }
     QTabWidget* tabs() const { return tabs_; }
+
+    // ---- The shell: start-up, recent workspaces, the Experts view and the training dialogs ----
+    // With no folder given: the last workspace, else the bundled demo, else a prompt to open one.
+    void openStartupWorkspace();
+    EngineWorker* worker() const { return worker_; }
+    ExpertsView* expertsView() const { return experts_view_; }
+    TrainGateDialog* trainGateDialog() const { return train_gate_; }
+    TrainExpertDialog* trainExpertDialog() const { return train_expert_; }
+    // Shows the dialog with `experts` checked; when empty, keeps the earlier choice or else checks the
+    // experts selected in the Experts view.
+    TrainGateDialog* showTrainGateDialog(const QStringList& experts = {});
+    TrainExpertDialog* showTrainExpertDialog();
 
 Q_SIGNALS:
     void workspaceRequested(const QString& folder);
@@ -31,14 +52,36 @@ Q_SIGNALS:
 private:
     void buildMenus();
     void connectWorker();
+    void connectResults();  // the Results view <-> the engine worker
     void showSummary(const ModelSummaryView& summary);
     void showError(const QString& message);
+    // ---- Probe and Compare views ----
+    void connectProbing();  // the Compare tab, compare requests, expert names for the method pickers
+    // ---- The shell ----
+    void buildShell();
+    void buildExpertsMenu();
+    void connectShell();
+    void showWorkspace(const WorkspaceView& workspace);
+    void fillRecentMenu();
+    void openRecent(const QString& folder);
+    void restoreLayout();
+    void saveLayout() const;
     QThread engine_thread_;
     EngineWorker* worker_ = nullptr;
     QTabWidget* tabs_ = nullptr;
     QFormLayout* form_ = nullptr;
     ProbeView* probe_ = nullptr;
+    CompareView* compare_ = nullptr;
+    ResultsView* results_ = nullptr;
     QLabel* library_status_ = nullptr;
+    // ---- The shell ----
+    ExpertsView* experts_view_ = nullptr;
+    TrainGateDialog* train_gate_ = nullptr;
+    TrainExpertDialog* train_expert_ = nullptr;
+    QMenu* recent_menu_ = nullptr;
+    QLabel* model_status_ = nullptr;
+    QLabel* compute_status_ = nullptr;
+    QLabel* activity_status_ = nullptr;
 };
 
 }  // namespace phatgoose::ui

@@ -1,0 +1,339 @@
+// The shell, offscreen, on a tiny workspace: opening it fills the Experts table with exactly the library's
+// listing; a selected expert's recorded curves are plotted; a gate trained from the dialog is saved,
+// recorded in workbench.sqlite and shown; a cancelled one leaves the gate file byte for byte as it was;
+// a bad dataset fails readably; opened workspaces are remembered; a broken workspace is reported without
+// blocking the window; a new expert trained from its dialog joins the library.
+// With PHATGOOSE_SCREENSHOT_DIR set, the Experts tab and the dialog mid-training are saved there as PNG.
+#include <QComboBox>
+#include <QFile>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMessageBox>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QSpinBox>
+#include <QStandardPaths>
+#include <QTabWidget>
+#include <QTableView>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <memory>
+
+#include "experts/expert_library.h"
+#include "fixtures/files.h"
+#include "fixtures/tiny_t5.h"
+#include "fixtures/tiny_workspace.h"
+#include "store/results_store.h"
+#include "ui/engine_worker.h"
+#include "ui/expert_table_model.h"
+#include "ui/experts_view.h"
+#include "ui/main_window.h"
+#include "ui/qcustomplot_include.h"
+#include "ui/recent_workspaces.h"
+#include "ui/train_expert_dialog.h"
+#include "ui/train_gate_dialog.h"
+#include "ui/training_progress_panel.h"
+
+using namespace phatgoose;
+namespace fs = std::filesystem;
+using phatgoose::testing::readFileBytes;
+
+namespace {
+
+ui::TrainingOutcomeView outcomeOf(QSignalSpy& spy) {
+    return spy.takeFirst().at(0).value<ui::TrainingOutcomeView>();
+}
+
+QVariant cell(const QAbstractItemModel* m, int row, int column, int role = ui::ExpertTableModel::kRawRole) {
+    return m->index(row, column).data(role);
+}
+
+int rowOf(const QAbstractItemModel* m, const QString& expert) {
+    for (int r = 0; r < m->rowCount(); ++r)
+        if (cell(m, r, ui::ExpertTableModel::Name).toString() == expert) return r;
+    return -1;
+}
+
+void saveScreenshot(QWidget* widget, const char* name) {
+    const QByteArray dir = qgetenv("PHATGOOSE_SCREENSHOT_DIR");
+    if (dir.isEmpty()) return;
+    QTest::qWait(200);  // layouts and queued replots settle first
+    QVERIFY(widget->grab().save(QDir(QString::fromLocal8Bit(dir)).filePath(name)));
+}
+
+}  // namespace
+
+class GuiTrainingTest : public QObject {
+    Q_OBJECT
+    QTemporaryDir tmp_;
+    Workspace ws_;
+    std::unique_ptr<ui::MainWindow> window_;
+
+    ui::ExpertsView* experts() const { return window_->expertsView(); }
+    const QAbstractItemModel* table() const { return experts()->table()->model(); }
+    QString root() const { return QString::fromStdString(ws_.root.string()); }
+
+private Q_SLOTS:
+    void initTestCase() {
+        // Settings of this suite only, never the user's.
+        QStandardPaths::setTestModeEnabled(true);
+        QCoreApplication::setOrganizationName("phatgoose-tests");
+        QCoreApplication::setApplicationName("test_gui_training");
+        QSettings().clear();
+        ws_ = phatgoose::testing::writeTinyWorkspace(fs::path(tmp_.path().toStdString()) / "workspace");
+        window_ = std::make_unique<ui::MainWindow>();
+        window_->resize(1200, 760);
+        window_->show();
+        QSignalSpy shown(experts(), &ui::ExpertsView::expertsShown);
+        window_->openWorkspace(root());
+        QVERIFY(shown.wait(60000));
+        QCOMPARE(shown.first().first().toInt(), 3);
+    }
+
+    void cleanupTestCase() { window_.reset(); }
+
+    void tableShowsTheLibraryListing() {
+        const ExpertLibrary library =
+            ExpertLibrary::open(ws_.experts_dir, phatgoose::testing::tinyConfig({.gated = true}));
+        const std::vector<ExpertListing> listing = library.listing();
+        const QAbstractItemModel* m = table();
+        QCOMPARE(m->rowCount(), int(listing.size()));
+        using C = ui::ExpertTableModel;
+        for (const ExpertListing& l : listing) {
+            const int r = rowOf(m, QString::fromStdString(l.name));
+            QVERIFY(r >= 0);
+            QCOMPARE(cell(m, r, C::Task).toString(), QString::fromStdString(l.task));
+            QCOMPARE(cell(m, r, C::Rank).toLongLong(), l.rank);
+            QCOMPARE(cell(m, r, C::Alpha).toDouble(), l.alpha);
+            QStringList targets;
+            for (const std::string& t : l.targets) targets << QString::fromStdString(t);
+            QCOMPARE(cell(m, r, C::Targets).toString(), targets.join(' '));
+            QCOMPARE(cell(m, r, C::Gate).toString(), l.has_gate ? QString("yes") : QString("no"));
+            QCOMPARE(cell(m, r, C::GateLoss).toDouble(), l.gate_loss);
+            QCOMPARE(cell(m, r, C::GateLoss, Qt::DisplayRole).toString(),
+                     QString::number(l.gate_loss, 'f', 4));
+            QCOMPARE(cell(m, r, C::TrainingSteps).toLongLong(), l.training_steps);
+            QCOMPARE(cell(m, r, C::Modules).toLongLong(), l.modules);
+        }
+        // Sorting by a column reorders the rows by its value.
+        experts()->table()->sortByColumn(C::Name, Qt::DescendingOrder);
+        QCOMPARE(cell(m, 0, C::Name).toString(), QString("reverse"));
+        experts()->table()->sortByColumn(C::Name, Qt::AscendingOrder);
+        QCOMPARE(cell(m, 0, C::Name).toString(), QString("choose"));
+    }
+
+    void selectingAnExpertPlotsItsRecordedCurves() {
+        QVERIFY(experts()->selectExpert("count"));
+        QCustomPlot* plot = experts()->plot();
+        const std::vector<double> expert_curve{3.0, 2.2, 1.8, 1.5}, gate_curve{1.6, 1.5, 1.4};
+        for (auto [graph, curve] : {std::pair{0, &expert_curve}, std::pair{1, &gate_curve}}) {
+            QCOMPARE(plot->graph(graph)->dataCount(), int(curve->size()));
+            for (int i = 0; i < int(curve->size()); ++i) {
+                QCOMPARE(plot->graph(graph)->data()->at(i)->key, double(i + 1));
+                QCOMPARE(plot->graph(graph)->data()->at(i)->value, (*curve)[size_t(i)]);
+            }
+        }
+        window_->tabs()->setCurrentWidget(experts());
+        saveScreenshot(window_.get(), "experts.png");
+    }
+
+    void exportsTheTableAndThePlot() {
+        const QString csv = tmp_.filePath("experts.csv");
+        QString error;
+        QVERIFY2(experts()->exportCsv(csv, &error), qPrintable(error));
+        QFile file(csv);
+        QVERIFY(file.open(QIODevice::ReadOnly | QIODevice::Text));
+        const QStringList lines = QString::fromUtf8(file.readAll()).split('\n', Qt::SkipEmptyParts);
+        QCOMPARE(lines.size(), 4);
+        QVERIFY(lines[0].startsWith("Name,Task,Rank,Alpha,Targets,Gate,Gate loss"));
+        QVERIFY(lines[1].startsWith("choose,choose,"));
+        QVERIFY(experts()->savePlotPng(tmp_.filePath("curves.png")));
+        QVERIFY(experts()->savePlotPdf(tmp_.filePath("curves.pdf")));
+        QVERIFY(QFileInfo(tmp_.filePath("curves.png")).size() > 1000);
+        QVERIFY(QFileInfo(tmp_.filePath("curves.pdf")).size() > 1000);
+        QVERIFY(!experts()->exportCsv(tmp_.filePath("no/such/folder/x.csv"), &error));
+        QVERIFY(error.contains("x.csv"));
+    }
+
+    void trainingAGateSavesRecordsAndShowsIt() {
+        const fs::path gate_file = ws_.experts_dir / "reverse" / "phatgoose_gate.safetensors";
+        const std::string before = readFileBytes(gate_file);
+        ui::TrainGateDialog* dialog = window_->showTrainGateDialog({"reverse"});
+        QCOMPARE(dialog->checkedExperts(), QStringList{"reverse"});
+        dialog->stepsBox()->setValue(6);
+        dialog->batchBox()->setValue(4);
+        QSignalSpy ended(dialog, &ui::TrainGateDialog::trainingEnded);
+        QSignalSpy listed(experts(), &ui::ExpertsView::expertsShown);
+        QTest::mouseClick(dialog->startButton(), Qt::LeftButton);
+        QVERIFY(dialog->isTraining());
+        QVERIFY(ended.wait(120000));
+        const ui::TrainingOutcomeView outcome = outcomeOf(ended);
+        QCOMPARE(outcome.status, QString("finished"));
+        QCOMPARE(outcome.experts, QStringList{"reverse"});
+        QCOMPARE(dialog->panel()->pointsFor("reverse"), 6);
+        QVERIFY(!dialog->isTraining());
+
+        // On disk: a new gate and its record.
+        QVERIFY(readFileBytes(gate_file) != before);
+        const LoraExpert saved =
+            loadLoraExpert(ws_.experts_dir / "reverse", phatgoose::testing::tinyConfig({.gated = true}));
+        QVERIFY(saved.gate_record.has_value());
+        QCOMPARE(saved.gate_record->steps, int64_t(6));
+        QCOMPARE(saved.gate_record->final_loss, outcome.final_loss);
+
+        // In the results database: a finished train-gate run with the same curve.
+        QCOMPARE(outcome.runs.size(), 1);
+        ResultsStore store(ws_.database);
+        const std::optional<RunRecord> run = store.run(outcome.runs.front());
+        QVERIFY(run.has_value());
+        QCOMPARE(QString::fromStdString(run->kind), QString("train-gate"));
+        QCOMPARE(QString::fromStdString(run->status), QString("finished"));
+        const std::vector<LossPoint> curve = store.lossCurve(run->id);
+        QCOMPARE(curve.size(), size_t(6));
+        for (size_t i = 0; i < curve.size(); ++i) {
+            QCOMPARE(curve[i].expert, std::string("reverse"));
+            QCOMPARE(curve[i].kind, std::string("gate"));
+            QCOMPARE(curve[i].step, int64_t(i + 1));
+            QCOMPARE(curve[i].loss, saved.gate_record->loss_curve[i]);
+        }
+
+        // In the table: the new final loss (the listing arrives before the outcome).
+        QVERIFY(listed.count() >= 1);
+        const int r = rowOf(table(), "reverse");
+        QCOMPARE(cell(table(), r, ui::ExpertTableModel::GateLoss).toDouble(), outcome.final_loss);
+        QVERIFY(experts()->selectExpert("reverse"));
+        QCOMPARE(experts()->plot()->graph(1)->dataCount(), 6);
+    }
+
+    void cancellingSavesNothing() {
+        const fs::path gate_file = ws_.experts_dir / "count" / "phatgoose_gate.safetensors";
+        const std::string before = readFileBytes(gate_file);
+        ui::TrainGateDialog* dialog = window_->showTrainGateDialog({"count"});
+        dialog->stepsBox()->setValue(100000);
+        QSignalSpy progress(dialog, &ui::TrainGateDialog::progressShown);
+        QSignalSpy ended(dialog, &ui::TrainGateDialog::trainingEnded);
+        dialog->start();
+        // Well under way; the whole run would take many minutes.
+        QTRY_VERIFY_WITH_TIMEOUT(progress.count() >= 40 || !ended.isEmpty(), 120000);
+        QVERIFY(ended.isEmpty());
+        QTest::mouseClick(dialog->cancelButton(), Qt::LeftButton);
+        QVERIFY(ended.wait(60000));
+        const ui::TrainingOutcomeView outcome = outcomeOf(ended);
+        QCOMPARE(outcome.status, QString("cancelled"));
+        QVERIFY(outcome.experts.isEmpty());
+        QVERIFY(readFileBytes(gate_file) == before);
+        QCOMPARE(outcome.runs.size(), 1);
+        const std::optional<RunRecord> run = ResultsStore(ws_.database).run(outcome.runs.front());
+        QVERIFY(run.has_value());
+        QCOMPARE(QString::fromStdString(run->status), QString("cancelled"));
+        const int r = rowOf(table(), "count");
+        QCOMPARE(cell(table(), r, ui::ExpertTableModel::GateLoss).toDouble(), 1.4);  // the fixture's record
+        dialog->hide();
+    }
+
+    void aBadDatasetFailsReadably() {
+        ui::TrainGateDialog* dialog = window_->showTrainGateDialog({"choose"});
+        dialog->setDataset(tmp_.filePath("missing.jsonl"));
+        QSignalSpy ended(dialog, &ui::TrainGateDialog::trainingEnded);
+        dialog->start();
+        QVERIFY(ended.wait(60000));
+        const ui::TrainingOutcomeView outcome = outcomeOf(ended);
+        QCOMPARE(outcome.status, QString("failed"));
+        QVERIFY2(outcome.message.contains("missing.jsonl"), qPrintable(outcome.message));
+        dialog->setDataset({});
+        dialog->hide();
+        for (QMessageBox* box : dialog->findChildren<QMessageBox*>()) box->close();
+    }
+
+    // Only with PHATGOOSE_SCREENSHOT_DIR: the dialog part-way through an ordinary run, which is then
+    // cancelled.
+    void screenshotOfTheDialogMidTraining() {
+        if (qEnvironmentVariableIsEmpty("PHATGOOSE_SCREENSHOT_DIR"))
+            QSKIP("PHATGOOSE_SCREENSHOT_DIR is not set");
+        ui::TrainGateDialog* dialog = window_->showTrainGateDialog({"choose"});
+        dialog->stepsBox()->setValue(100);
+        dialog->batchBox()->setValue(4);
+        QSignalSpy progress(dialog, &ui::TrainGateDialog::progressShown);
+        QSignalSpy ended(dialog, &ui::TrainGateDialog::trainingEnded);
+        dialog->start();
+        QTRY_VERIFY_WITH_TIMEOUT(progress.count() >= 60 || !ended.isEmpty(), 120000);
+        saveScreenshot(dialog, "train_gate.png");
+        dialog->cancel();
+        QVERIFY(ended.wait(60000));
+        dialog->hide();
+    }
+
+    void openedWorkspacesAreRemembered() {
+        ui::RecentWorkspaces recent;
+        QCOMPARE(recent.folders().value(0), QDir::cleanPath(root()));
+        for (int i = 0; i < 10; ++i) recent.add(tmp_.filePath(QString("other%1").arg(i)));
+        QCOMPARE(recent.folders().size(), ui::RecentWorkspaces::kLimit);
+        QCOMPARE(recent.folders().front(), QDir::cleanPath(tmp_.filePath("other9")));
+        recent.add(root());  // again: moves to the front, once
+        QCOMPARE(recent.folders().front(), QDir::cleanPath(root()));
+        QCOMPARE(recent.folders().count(QDir::cleanPath(root())), 1);
+        recent.remove(tmp_.filePath("other9"));
+        QVERIFY(!recent.folders().contains(QDir::cleanPath(tmp_.filePath("other9"))));
+    }
+
+    void aBrokenWorkspaceIsReportedAndTheWindowStaysUsable() {
+        ui::MainWindow window;
+        window.show();
+        QString message;
+        connect(window.worker(), &ui::EngineWorker::failed, &window, [&](const QString& m) { message = m; });
+        window.openWorkspace(tmp_.filePath("no-such-workspace"));
+        QTRY_VERIFY_WITH_TIMEOUT(!message.isEmpty(), 30000);
+        QVERIFY2(message.contains("no-such-workspace"), qPrintable(message));
+        QTRY_VERIFY(window.findChild<QMessageBox*>() != nullptr);  // shown, without blocking
+        QSignalSpy shown(window.expertsView(), &ui::ExpertsView::expertsShown);
+        window.openWorkspace(root());
+        QVERIFY(shown.wait(60000));
+        QCOMPARE(shown.first().first().toInt(), 3);
+    }
+
+    // Last: it adds an expert to the library.
+    void trainingANewExpertAddsItToTheLibrary() {
+        ui::TrainExpertDialog* dialog = window_->showTrainExpertDialog();
+        QCOMPARE(dialog->datasetBox()->count(), 3);  // the held-in tasks' train splits
+        dialog->nameEdit()->setText("count");
+        QSignalSpy ended(dialog, &ui::TrainExpertDialog::trainingEnded);
+        dialog->start();
+        QVERIFY(!dialog->isTraining());  // refused at once: the name is taken
+        QVERIFY(dialog->panel()->statusLabel()->text().contains("already has an expert named 'count'"));
+
+        dialog->nameEdit()->setText("fresh");
+        dialog->datasetBox()->setCurrentText(QString::fromStdString(ws_.task("count")->train.string()));
+        dialog->rankBox()->setValue(2);
+        dialog->stepsBox()->setValue(4);
+        dialog->batchBox()->setValue(4);
+        QSignalSpy listed(experts(), &ui::ExpertsView::expertsShown);
+        dialog->start();
+        QVERIFY(ended.wait(120000));
+        const ui::TrainingOutcomeView outcome = outcomeOf(ended);
+        QCOMPARE(outcome.status, QString("finished"));
+        const LoraExpert saved =
+            loadLoraExpert(ws_.experts_dir / "fresh", phatgoose::testing::tinyConfig({.gated = true}));
+        QCOMPARE(saved.settings.r, int64_t(2));
+        QVERIFY(saved.training_record.has_value());
+        QCOMPARE(saved.training_record->task, std::string("count"));
+        QVERIFY(!listed.isEmpty());
+        QCOMPARE(table()->rowCount(), 4);
+        const int r = rowOf(table(), "fresh");
+        QCOMPARE(cell(table(), r, ui::ExpertTableModel::TrainingSteps).toLongLong(), 4LL);
+        QCOMPARE(cell(table(), r, ui::ExpertTableModel::Gate).toString(), QString("no"));
+        const std::optional<RunRecord> run = ResultsStore(ws_.database).run(outcome.runs.value(0));
+        QVERIFY(run.has_value());
+        QCOMPARE(QString::fromStdString(run->kind), QString("train-expert"));
+        QCOMPARE(QString::fromStdString(run->status), QString("finished"));
+        // The library still opens as one (the new expert names the same base model as the others).
+        QCOMPARE(ExpertLibrary::open(ws_.experts_dir, phatgoose::testing::tinyConfig({.gated = true}))
+                     .experts()
+                     .size(),
+                 size_t(4));
+        dialog->hide();
+    }
+};
+
+QTEST_MAIN(GuiTrainingTest)
+#include "test_gui_training.moc"
