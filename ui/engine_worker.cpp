@@ -155,25 +155,8 @@ namespace {
 std::vector<Dataset> loadEvaluationDatasets(const QStringList& files) {
     if (files.isEmpty()) throw Error("evaluation: choose at least one dataset");
     std::vector<Dataset> datasets;
-    for (const QString& f : files) {
-        Dataset d = loadJsonl(f.toStdString());
-        for (const Dataset& other : datasets)
-            if (other.name == d.name)
-                throw Error("two datasets are named '" + d.name + "' (" + other.path.string() + " and " +
-                            d.path.string() + "); results are kept by dataset name");
-        datasets.push_back(std::move(d));
-    }
+    for (const QString& f : files) appendDataset(datasets, loadJsonl(f.toStdString()));
     return datasets;
-}
-
-// Retrieval and average-activation read the experts' training examples, exactly as the CLI does.
-std::unique_ptr<ExpertExamples> examplesFor(const EvalSettings& settings,
-                                            const std::vector<LoraExpert>& experts, const Tokenizer& tokenizer) {
-    const bool needed =
-        std::any_of(settings.methods.begin(), settings.methods.end(),
-                    [](const EvalMethod& m) { return routingMethodNeedsExamples(m.spec.method); });
-    if (!needed || experts.empty()) return nullptr;
-    return std::make_unique<ExpertExamples>(loadExpertExamples(experts, tokenizer));
 }
 
 }  // namespace
@@ -192,7 +175,7 @@ void EngineWorker::evaluate(const EvaluationRequest& request) {
         // The database first: a wrong path fails before the datasets are read.
         ResultsStore store(request.database.toStdString());
         const std::vector<Dataset> datasets = loadEvaluationDatasets(request.datasets);
-        const auto examples = examplesFor(settings, engine_->experts, *engine_->t5.tokenizer);
+        const auto examples = examplesNeededBy(settings, engine_->experts, *engine_->t5.tokenizer);
         Evaluator evaluator(*engine_->t5.model, *engine_->t5.tokenizer, engine_->experts, examples.get());
         EvalHooks hooks;
         hooks.cancel = &cancel_;
@@ -414,7 +397,7 @@ void EngineWorker::trainGates(const GateTrainingRequest& request) {
             const fs::path data_path = gateDataFor(expert, engine_->workspace, request.dataset);
             const Dataset data = loadJsonl(data_path);
             const nlohmann::json settings{{"expert", expert.name},
-                                          {"dataset", data_path.string()},
+                                          {"data", data_path.string()},
                                           {"steps", options.steps},
                                           {"learning_rate", options.learning_rate},
                                           {"batch_size", options.batch_size},
@@ -474,7 +457,7 @@ void EngineWorker::trainExpert(const ExpertTrainingRequest& request) {
         validate(settings.training);
         const Dataset data = loadJsonl(request.dataset.toStdString());
         const nlohmann::json recorded{{"expert", name},
-                                      {"dataset", data.path.string()},
+                                      {"data", data.path.string()},
                                       {"rank", request.rank},
                                       {"alpha", request.alpha},
                                       {"steps", request.steps},

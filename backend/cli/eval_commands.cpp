@@ -139,11 +139,7 @@ std::vector<Dataset> loadDatasets(const CommandContext& ctx) {
         Dataset d = loadJsonl(f.toStdString(), ctx.parser.isSet("skip-bad"));
         if (d.skipped_lines)
             ctx.err << d.path.string() << ": skipped " << d.skipped_lines << " malformed line(s)\n";
-        for (const Dataset& other : datasets)
-            if (other.name == d.name)
-                throw Error("two datasets are named '" + d.name + "' (" + other.path.string() + " and " +
-                            d.path.string() + "); results are kept by dataset name");
-        datasets.push_back(std::move(d));
+        appendDataset(datasets, std::move(d));
     }
     return datasets;
 }
@@ -167,13 +163,8 @@ void runEval(CommandContext& ctx) {
     std::vector<LoraExpert> experts;
     if (ctx.parser.isSet("experts"))
         experts = std::move(ExpertLibrary::open(ctx.value("experts"), t5.config).experts());
-    std::unique_ptr<ExpertExamples> examples;
-    const bool needs_examples =
-        std::any_of(settings.methods.begin(), settings.methods.end(),
-                    [](const EvalMethod& m) { return routingMethodNeedsExamples(m.spec.method); });
-    if (needs_examples && !experts.empty())
-        examples = std::make_unique<ExpertExamples>(
-            loadExpertExamples(experts, *t5.tokenizer, ctx.value("expert-data")));
+    const std::unique_ptr<ExpertExamples> examples =
+        examplesNeededBy(settings, experts, *t5.tokenizer, ctx.value("expert-data"));
     Evaluator evaluator(*t5.model, *t5.tokenizer, experts, examples.get());
     InterruptGuard guard;
     EvalHooks hooks;

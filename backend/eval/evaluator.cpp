@@ -7,6 +7,7 @@
 #include "error.h"
 #include "model/generation.h"
 #include "model/scoring.h"
+#include "routing/expert_examples.h"
 #include "store/results_store.h"
 
 namespace phatgoose {
@@ -217,6 +218,22 @@ bool Evaluator::scoreDataset(const Dataset& dataset, const Tokenized& tokens, Ro
     }
     scorePredictions(score);
     return true;
+}
+
+void appendDataset(std::vector<Dataset>& grid, Dataset dataset) {
+    for (const Dataset& other : grid)
+        if (other.name == dataset.name)
+            throw Error("two datasets are named '" + dataset.name + "' (" + other.path.string() + " and " +
+                        dataset.path.string() + "); results are kept by dataset name");
+    grid.push_back(std::move(dataset));
+}
+
+std::unique_ptr<ExpertExamples> examplesNeededBy(const EvalSettings& settings, const std::vector<LoraExpert>& experts,
+                                                 const Tokenizer& tokenizer, const std::filesystem::path& override_dir) {
+    const bool needed = std::any_of(settings.methods.begin(), settings.methods.end(),
+                                    [](const EvalMethod& m) { return routingMethodNeedsExamples(m.spec.method); });
+    if (!needed || experts.empty()) return nullptr;
+    return std::make_unique<ExpertExamples>(loadExpertExamples(experts, tokenizer, override_dir));
 }
 
 std::string evalSettingsJson(const std::vector<Dataset>& datasets, const EvalSettings& settings,

@@ -4,7 +4,9 @@
 // The same inputs give the same numbers.
 #include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -80,6 +82,16 @@ private:
     const std::vector<LoraExpert>& experts_;
     const ExpertExamples* examples_;
 };
+
+// Adds `dataset` to a grid's datasets; refuses a second one with the same name, since results are kept by
+// dataset name.
+void appendDataset(std::vector<Dataset>& grid, Dataset dataset);
+
+// The experts' training examples when a method of `settings` needs them (retrieval, average-activation),
+// else null; `override_dir` as for loadExpertExamples.
+std::unique_ptr<ExpertExamples> examplesNeededBy(const EvalSettings& settings, const std::vector<LoraExpert>& experts,
+                                                 const Tokenizer& tokenizer,
+                                                 const std::filesystem::path& override_dir = {});
 
 // What a run records as its settings: methods, k, batch, datasets (paths and skipped lines).
 std::string evalSettingsJson(const std::vector<Dataset>& datasets, const EvalSettings& settings,
