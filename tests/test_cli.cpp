@@ -12,6 +12,7 @@
 #include "fixtures/random_experts.h"
 #include "fixtures/tiny_t5.h"
 #include "reference_case.h"
+#include "store/results_store.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;
@@ -93,6 +94,18 @@ private Q_SLOTS:
         QCOMPARE(table.code, 0);
         QVERIFY(table.out.find("Encoder tokens") != std::string::npos);
         QVERIFY(table.out.find("expert2") != std::string::npos);
+
+        // --db keeps the same trace in the results database.
+        QTemporaryDir dir;
+        const std::string db = dir.filePath("route.sqlite").toStdString();
+        Run saved = cli({"route", "--json", "--db", db, "--model", tiny_, "--experts", library_, "--top-k", "2",
+                         "--max-new-tokens", "4", "count the letters"});
+        QCOMPARE(saved.code, 0);
+        const std::vector<TraceRecord> traces = ResultsStore(db).traces();
+        QCOMPARE(int(traces.size()), 1);
+        QVERIFY(!traces[0].run);
+        QCOMPARE(nlohmann::json::parse(traces[0].json), nlohmann::json::parse(saved.out).at("trace"));
+        QCOMPARE(nlohmann::json::parse(saved.out).at("trace"), trace);
     }
 
     void generateUnderEveryDataFreeMethod_data() {

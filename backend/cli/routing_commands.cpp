@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "cli/routing_options.h"
 #include "error.h"
+#include "store/results_store.h"
 #include "routing/probe.h"
 
 namespace phatgoose {
@@ -81,6 +82,11 @@ void runRoute(CommandContext& ctx) {
     const ProbeOutcome probe = probeWithRouter(t5, *router, text, ctx.integer("max-new-tokens", 1));
     const RoutingTrace& trace = probe.trace;
     const std::string& output = probe.output;
+    if (ctx.parser.isSet("db")) {
+        ResultsStore store(ctx.value("db"));
+        const int64_t id = store.saveTrace(std::nullopt, trace.method + ": " + text, trace.toJson());
+        ctx.err << "routing trace saved as #" << id << " in " << store.file().string() << "\n";
+    }
     if (ctx.parser.isSet("json")) {
         ctx.out << "{\"output\": " << nlohmann::json(output).dump() << ", \"trace\": " << trace.toJson()
                 << "}\n";
@@ -100,6 +106,7 @@ std::vector<Command> routingCommands() {
              [](QCommandLineParser& p) {
                  p.addOption({{"model", "m"}, "Model folder in Hugging Face layout.", "DIR"});
                  p.addOption({"json", "Print {\"output\", \"trace\"} as JSON (the full routing trace)."});
+                 p.addOption({"db", "Also save the routing trace in this results database.", "FILE"});
                  p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
                  p.addOption({"max-new-tokens", "Stop after this many new tokens (default 32).", "N", "32"});
                  declareRoutingOptions(p, "phatgoose");
