@@ -11,6 +11,7 @@
 // The shell: start-up and --measure-stall
 #include <QDir>
 #include <QFileInfo>
+#include <QLabel>
 #include <QSpinBox>
 #include <cstdio>
 #include <memory>
@@ -18,11 +19,38 @@
 #include "ui/event_loop_stall_meter.h"
 #include "ui/experts_view.h"
 #include "ui/train_gate_dialog.h"
+#include "ui/training_progress_panel.h"
 
 namespace {
 
+using phatgoose::ui::EventLoopStallMeter;
+using phatgoose::ui::TrainGateDialog;
+using phatgoose::ui::TrainingOutcomeView;
+
+void reportStall(const EventLoopStallMeter& meter, const TrainingOutcomeView& outcome) {
+    std::printf("training %s%s%s\n", qPrintable(outcome.status), outcome.message.isEmpty() ? "" : ": ",
+                qPrintable(outcome.message));
+    std::printf("timer_ticks %d\nlongest_stall_ms %.1f\n", meter.ticks(), meter.longestGapMs());
+    std::fflush(stdout);
+    QApplication::exit(outcome.status == "finished" ? 0 : 1);
+}
+
+void startMeasuredTraining(TrainGateDialog* dialog, EventLoopStallMeter* meter) {
+    QObject::connect(dialog, &TrainGateDialog::trainingEnded, meter, [meter](const TrainingOutcomeView& o) {
+        meter->stop();
+        reportStall(*meter, o);
+    });
+    meter->start();
+    dialog->start();
+    if (dialog->isTraining()) return;
+    std::fprintf(stderr, "phatgoose-workbench: %s\n", qPrintable(dialog->panel()->statusLabel()->text()));
+    QApplication::exit(1);
+}
+
 // --measure-stall: trains the first expert's gate for 50 steps through the dialog (live curve and all),
 // saving nothing, while an EventLoopStallMeter watches the GUI thread; prints the longest gap and quits.
+// The meter starts once the dialog is up, as when a user presses Start: opening the workspace and showing
+// the dialog for the first time are not part of training.
 void measureStall(phatgoose::ui::MainWindow& window) {
     using namespace phatgoose::ui;
     auto* meter = new EventLoopStallMeter(&window);
@@ -31,22 +59,11 @@ void measureStall(phatgoose::ui::MainWindow& window) {
         window.expertsView(), &ExpertsView::expertsShown, &window, [&window, meter, started](int n) {
             if (*started || n == 0) return;
             *started = true;
-            TrainGateDialog* dialog =
-                window.showTrainGateDialog({window.expertsView()->experts().front().name});
+            const QString first = window.expertsView()->experts().front().name;
+            TrainGateDialog* dialog = window.showTrainGateDialog({first});
             dialog->stepsBox()->setValue(50);
             dialog->setSaving(false);
-            QObject::connect(dialog, &TrainGateDialog::trainingEnded, &window,
-                             [meter](const TrainingOutcomeView& o) {
-                                 meter->stop();
-                                 std::printf("training %s%s%s\n", qPrintable(o.status),
-                                             o.message.isEmpty() ? "" : ": ", qPrintable(o.message));
-                                 std::printf("timer_ticks %d\nlongest_stall_ms %.1f\n", meter->ticks(),
-                                             meter->longestGapMs());
-                                 std::fflush(stdout);
-                                 QApplication::exit(o.status == "finished" ? 0 : 1);
-                             });
-            meter->start();
-            dialog->start();
+            QTimer::singleShot(500, dialog, [dialog, meter] { startMeasuredTraining(dialog, meter); });
         });
     QObject::connect(window.worker(), &EngineWorker::failed, &window, [](const QString& message) {
         std::fprintf(stderr, "phatgoose-workbench: %s\n", qPrintable(message));

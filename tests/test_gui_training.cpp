@@ -3,7 +3,9 @@
 // recorded in workbench.sqlite and shown; a cancelled one leaves the gate file byte for byte as it was;
 // a bad dataset fails readably; opened workspaces are remembered; a broken workspace is reported without
 // blocking the window; a new expert trained from its dialog joins the library.
-// With PHATGOOSE_SCREENSHOT_DIR set, the Experts tab and the dialog mid-training are saved there as PNG.
+// With PHATGOOSE_SCREENSHOT_DIR set, the Experts tab and the gate dialog mid-training are saved there as
+// experts.png and train_gate.png, on the workspace in PHATGOOSE_SCREENSHOT_WORKSPACE when set (the demo:
+// PHATGOOSE_SCREENSHOT_WORKSPACE=resources/demo; nothing is written into it).
 #include <QComboBox>
 #include <QFile>
 #include <QLabel>
@@ -55,11 +57,9 @@ int rowOf(const QAbstractItemModel* m, const QString& expert) {
     return -1;
 }
 
-void saveScreenshot(QWidget* widget, const char* name) {
-    const QByteArray dir = qgetenv("PHATGOOSE_SCREENSHOT_DIR");
-    if (dir.isEmpty()) return;
-    QTest::qWait(200);  // layouts and queued replots settle first
-    QVERIFY(widget->grab().save(QDir(QString::fromLocal8Bit(dir)).filePath(name)));
+void saveScreenshot(QWidget* widget, const QString& dir, const char* name) {
+    QTest::qWait(300);  // layouts and queued replots settle first
+    QVERIFY(widget->grab().save(QDir(dir).filePath(name)));
 }
 
 }  // namespace
@@ -134,8 +134,6 @@ private Q_SLOTS:
                 QCOMPARE(plot->graph(graph)->data()->at(i)->value, (*curve)[size_t(i)]);
             }
         }
-        window_->tabs()->setCurrentWidget(experts());
-        saveScreenshot(window_.get(), "experts.png");
     }
 
     void exportsTheTableAndThePlot() {
@@ -246,24 +244,6 @@ private Q_SLOTS:
         for (QMessageBox* box : dialog->findChildren<QMessageBox*>()) box->close();
     }
 
-    // Only with PHATGOOSE_SCREENSHOT_DIR: the dialog part-way through an ordinary run, which is then
-    // cancelled.
-    void screenshotOfTheDialogMidTraining() {
-        if (qEnvironmentVariableIsEmpty("PHATGOOSE_SCREENSHOT_DIR"))
-            QSKIP("PHATGOOSE_SCREENSHOT_DIR is not set");
-        ui::TrainGateDialog* dialog = window_->showTrainGateDialog({"choose"});
-        dialog->stepsBox()->setValue(100);
-        dialog->batchBox()->setValue(4);
-        QSignalSpy progress(dialog, &ui::TrainGateDialog::progressShown);
-        QSignalSpy ended(dialog, &ui::TrainGateDialog::trainingEnded);
-        dialog->start();
-        QTRY_VERIFY_WITH_TIMEOUT(progress.count() >= 60 || !ended.isEmpty(), 120000);
-        saveScreenshot(dialog, "train_gate.png");
-        dialog->cancel();
-        QVERIFY(ended.wait(60000));
-        dialog->hide();
-    }
-
     void openedWorkspacesAreRemembered() {
         ui::RecentWorkspaces recent;
         QCOMPARE(recent.folders().value(0), QDir::cleanPath(root()));
@@ -275,6 +255,19 @@ private Q_SLOTS:
         QCOMPARE(recent.folders().count(QDir::cleanPath(root())), 1);
         recent.remove(tmp_.filePath("other9"));
         QVERIFY(!recent.folders().contains(QDir::cleanPath(tmp_.filePath("other9"))));
+    }
+
+    void startingWithoutAFolderOpensTheLastWorkspaceThatExists() {
+        ui::RecentWorkspaces recent;
+        recent.add(root());
+        recent.add(tmp_.filePath("gone"));  // the newest entry, but deleted since
+        ui::MainWindow window;
+        QSignalSpy shown(window.expertsView(), &ui::ExpertsView::expertsShown);
+        window.openStartupWorkspace();
+        QVERIFY(shown.wait(60000));
+        QCOMPARE(shown.first().first().toInt(), 3);
+        QCOMPARE(recent.folders().front(), QDir::cleanPath(root()));
+        QVERIFY(!recent.folders().contains(QDir::cleanPath(tmp_.filePath("gone"))));
     }
 
     void aBrokenWorkspaceIsReportedAndTheWindowStaysUsable() {
@@ -332,6 +325,35 @@ private Q_SLOTS:
                      .size(),
                  size_t(4));
         dialog->hide();
+    }
+
+    // Not a check: the pictures for the README, in a window of their own.
+    void screenshots() {
+        // Without PHATGOOSE_SCREENSHOT_DIR the pictures are still made, into a folder that is thrown away.
+        QTemporaryDir scratch;
+        const QString dir = qEnvironmentVariable("PHATGOOSE_SCREENSHOT_DIR", scratch.path());
+        const QString workspace = qEnvironmentVariable("PHATGOOSE_SCREENSHOT_WORKSPACE", root());
+        ui::MainWindow window;
+        window.resize(1280, 800);
+        window.show();
+        QSignalSpy shown(window.expertsView(), &ui::ExpertsView::expertsShown);
+        window.openWorkspace(workspace);
+        QVERIFY(shown.wait(120000));
+        window.tabs()->setCurrentWidget(window.expertsView());
+        const QString pick = window.expertsView()->experts().value(1).name;
+        QVERIFY(window.expertsView()->selectExpert(pick));
+        saveScreenshot(&window, dir, "experts.png");
+
+        ui::TrainGateDialog* dialog = window.showTrainGateDialog({pick});
+        dialog->setSaving(false);  // a picture must not change the workspace
+        QSignalSpy progress(dialog, &ui::TrainGateDialog::progressShown);
+        QSignalSpy ended(dialog, &ui::TrainGateDialog::trainingEnded);
+        dialog->start();
+        QTRY_VERIFY_WITH_TIMEOUT(progress.count() >= 60 || !ended.isEmpty(), 300000);
+        saveScreenshot(dialog, dir, "train_gate.png");
+        dialog->cancel();
+        QVERIFY(ended.wait(60000));
+        QVERIFY(QFileInfo(QDir(dir).filePath("train_gate.png")).size() > 10000);
     }
 };
 

@@ -249,20 +249,20 @@ void MainWindow::connectShell() {
     connect(worker_, &EngineWorker::modelOpened, this, [this](const ModelSummaryView& s) {
         // A workspace's model folder is always "model": its workspace's name says more.
         const QFileInfo folder(s.folder);
-        const QString name = folder.fileName() == "model"
-                                 ? folder.dir().dirName() + "/" + folder.fileName()
-                                 : folder.fileName();
+        const QString name = folder.fileName() == "model" ? folder.dir().dirName() + "/" + folder.fileName()
+                                                          : folder.fileName();
         model_status_->setText(tr("%1 (%2)").arg(name, s.family.section(" (", 0, 0)));
         model_status_->setToolTip(tr("%1\n%2\n%3").arg(s.folder, s.family, s.shape));
     });
     connect(worker_, &EngineWorker::workspaceOpened, this, &MainWindow::showWorkspace);
     connect(worker_, &EngineWorker::libraryListed, this, [this](const QList<ExpertRowView>& experts) {
-        experts_view_->setExperts(experts);
+        // The dialogs first: the view's expertsShown() may be answered by opening one of them.
         train_gate_->setExperts(experts);
         QStringList names;
         for (const ExpertRowView& e : experts) names << e.name;
         train_expert_->setExistingNames(names);
         library_status_->setText(tr("%n expert(s)", nullptr, int(experts.size())));
+        experts_view_->setExperts(experts);
     });
     connect(experts_view_, &ExpertsView::trainGatesRequested, this, &MainWindow::showTrainGateDialog);
     connect(experts_view_, &ExpertsView::trainExpertRequested, this, &MainWindow::showTrainExpertDialog);
@@ -284,15 +284,19 @@ void MainWindow::connectShell() {
 
 void MainWindow::openStartupWorkspace() {
     RecentWorkspaces recent;
-    const QStringList folders = recent.folders();
-    if (!folders.isEmpty()) {
-        if (QFileInfo(folders.front()).isDir()) {
-            openWorkspace(folders.front());
-            return;
+    QStringList gone;
+    for (const QString& folder : recent.folders()) {
+        if (QFileInfo(folder).isDir()) {
+            openWorkspace(folder);
+            break;
         }
-        recent.remove(folders.front());
-        statusBar()->showMessage(tr("The last workspace, %1, no longer exists").arg(folders.front()));
+        recent.remove(folder);
+        gone << folder;
     }
+    if (!gone.isEmpty())
+        showError(tr("These workspaces no longer exist and were removed from the recent workspaces:\n%1")
+                      .arg(gone.join("\n")));
+    if (!recent.folders().isEmpty()) return;
     QString error;
     const QString demo = bundledDemoWorkspace(&error);
     if (!demo.isEmpty()) {
@@ -357,6 +361,8 @@ void MainWindow::restoreLayout() {
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray());
+    // Only while still on the first tab: a tab chosen before this ran (main's --probe) wins.
+    if (tabs_->currentIndex() != 0) return;
     const QString tab = settings.value("window/tab").toString();
     for (int i = 0; i < tabs_->count(); ++i)
         if (tabs_->tabText(i) == tab) tabs_->setCurrentIndex(i);
