@@ -146,8 +146,8 @@ private Q_SLOTS:
         QCOMPARE(lines.size(), 4);
         QVERIFY(lines[0].startsWith("Name,Task,Rank,Alpha,Targets,Gate,Gate loss"));
         QVERIFY(lines[1].startsWith("choose,choose,"));
-        QVERIFY(experts()->savePlotPng(tmp_.filePath("curves.png")));
-        QVERIFY(experts()->savePlotPdf(tmp_.filePath("curves.pdf")));
+        QVERIFY(experts()->savePlot(tmp_.filePath("curves.png")));
+        QVERIFY(experts()->savePlot(tmp_.filePath("curves.pdf")));
         QVERIFY(QFileInfo(tmp_.filePath("curves.png")).size() > 1000);
         QVERIFY(QFileInfo(tmp_.filePath("curves.pdf")).size() > 1000);
         QVERIFY(!experts()->exportCsv(tmp_.filePath("no/such/folder/x.csv"), &error));

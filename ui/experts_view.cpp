@@ -1,31 +1,25 @@
 #include "ui/experts_view.h"
 
-#include <QFile>
 #include <QFileDialog>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QMenu>
 #include <QMessageBox>
 #include <QPushButton>
-#include <QRegularExpression>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
 #include <QTableView>
-#include <QTextStream>
 #include <QVBoxLayout>
 #include <algorithm>
 
 #include "ui/expert_table_model.h"
+#include "ui/plot_export.h"
 #include "ui/qcustomplot_include.h"
 #include "ui/step_ticker.h"
+#include "ui/table_export.h"
 
 namespace phatgoose::ui {
 namespace {
-
-QString csvField(const QString& text) {
-    if (!text.contains(QRegularExpression("[\",\n]"))) return text;
-    return '"' + QString(text).replace('"', "\"\"") + '"';
-}
 
 void plotCurve(QCPGraph* graph, const QVector<double>& losses, const QString& name) {
     QVector<double> steps(losses.size());
@@ -178,36 +172,17 @@ void ExpertsView::showEvent(QShowEvent* event) {
 }
 
 bool ExpertsView::exportCsv(const QString& file, QString* error) const {
-    QFile out(file);
-    if (!out.open(QIODevice::WriteOnly | QIODevice::Truncate | QIODevice::Text)) {
-        if (error) *error = tr("%1: cannot write (%2)").arg(file, out.errorString());
+    try {
+        saveTableAsCsv(*sorted_, file, ExpertTableModel::kRawRole);
+        return true;
+    } catch (const std::exception& e) {
+        if (error) *error = QString::fromStdString(e.what());
         return false;
     }
-    QTextStream text(&out);
-    QStringList header;
-    for (int c = 0; c < sorted_->columnCount(); ++c)
-        header << csvField(sorted_->headerData(c, Qt::Horizontal).toString());
-    text << header.join(',') << '\n';
-    for (int r = 0; r < sorted_->rowCount(); ++r) {
-        QStringList fields;
-        for (int c = 0; c < sorted_->columnCount(); ++c)
-            fields << csvField(sorted_->index(r, c).data(ExpertTableModel::kRawRole).toString());
-        text << fields.join(',') << '\n';
-    }
-    text.flush();
-    if (out.error() != QFileDevice::NoError) {
-        if (error) *error = tr("%1: write failed (%2)").arg(file, out.errorString());
-        return false;
-    }
-    return true;
 }
 
-bool ExpertsView::savePlotPng(const QString& file) {
-    return plot_->savePng(file, 0, 0, 2.0);  // twice the on-screen resolution, for papers and slides
-}
-
-bool ExpertsView::savePlotPdf(const QString& file) {
-    return plot_->savePdf(file);
+bool ExpertsView::savePlot(const QString& file) {
+    return ui::savePlot(plot_, file, nullptr);
 }
 
 void ExpertsView::showTableMenu(const QPoint& at) {
@@ -238,11 +213,7 @@ void ExpertsView::askExportCsv() {
 }
 
 void ExpertsView::askSavePlot(const QString& format) {
-    const QString file = QFileDialog::getSaveFileName(
-        this, tr("Save the loss curves"), "loss_curves." + format, format.toUpper() + " (*." + format + ")");
-    if (file.isEmpty()) return;
-    const bool ok = format == "pdf" ? savePlotPdf(file) : savePlotPng(file);
-    if (!ok) QMessageBox::warning(this, tr("Save failed"), tr("%1: cannot write the plot").arg(file));
+    savePlotInteractively(plot_, "loss_curves", format);
 }
 
 }  // namespace phatgoose::ui

@@ -30,8 +30,7 @@ public:
 
     // The table as shown (sorted), with plain values; false with a message in `error` when unwritable.
     bool exportCsv(const QString& file, QString* error = nullptr) const;
-    bool savePlotPng(const QString& file);
-    bool savePlotPdf(const QString& file);
+    bool savePlot(const QString& file);  // .png or .pdf
 
 Q_SIGNALS:
     void expertsShown(int count);
