@@ -98,8 +98,8 @@ private Q_SLOTS:
         // --db keeps the same trace in the results database.
         QTemporaryDir dir;
         const std::string db = dir.filePath("route.sqlite").toStdString();
-        Run saved = cli({"route", "--json", "--db", db, "--model", tiny_, "--experts", library_, "--top-k", "2",
-                         "--max-new-tokens", "4", "count the letters"});
+        Run saved = cli({"route", "--json", "--db", db, "--model", tiny_, "--experts", library_, "--top-k",
+                         "2", "--max-new-tokens", "4", "count the letters"});
         QCOMPARE(saved.code, 0);
         const std::vector<TraceRecord> traces = ResultsStore(db).traces();
         QCOMPARE(int(traces.size()), 1);

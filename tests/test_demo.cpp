@@ -106,10 +106,12 @@ private Q_SLOTS:
 
     void spanCorruptionIsInvertible_data() {
         QTest::addColumn<QString>("text");
-        QTest::newRow("review") << "Is the following review positive or negative? the soup was wonderful. positive";
+        QTest::newRow("review")
+            << "Is the following review positive or negative? the soup was wonderful. positive";
         QTest::newRow("two words") << "hot cold";
-        QTest::newRow("long") << "Repeat these words in reverse order: lamp river chair cloud window bread stone "
-                                 "table apple book clock garden bottle road lamp river";
+        QTest::newRow("long")
+            << "Repeat these words in reverse order: lamp river chair cloud window bread stone "
+               "table apple book clock garden bottle road lamp river";
     }
 
     void spanCorruptionIsInvertible() {
@@ -117,7 +119,7 @@ private Q_SLOTS:
         std::mt19937_64 rng(5);
         for (int i = 0; i < 20; ++i) {
             const Example ex = corruptSpans(text.toStdString(), rng);
-            QVERIFY(ex.target.rfind("<extra_id_0>", 0) == 0);         // something is always dropped
+            QVERIFY(ex.target.rfind("<extra_id_0>", 0) == 0);               // something is always dropped
             QVERIFY(ex.input.find_first_not_of(' ') != std::string::npos);  // and something kept
             QCOMPARE(QString::fromStdString(reassemble(ex)), text);
         }
@@ -144,8 +146,7 @@ private Q_SLOTS:
             QCOMPARE(e.task, e.name);
             QCOMPARE(e.training_steps, DemoScale::quick().expert_steps);
         }
-        for (const WorkspaceTask& t : ws.tasks)
-            QCOMPARE(t.train.empty(), t.role == TaskRole::HeldOut);
+        for (const WorkspaceTask& t : ws.tasks) QCOMPARE(t.train.empty(), t.role == TaskRole::HeldOut);
 
         ResultsStore store(ws.database);
         QCOMPARE(countRuns(store, "pretrain"), int64_t(1));
@@ -158,14 +159,16 @@ private Q_SLOTS:
         QCOMPARE(store.metrics(routed).size(), methods * ws.tasks.size());
         QCOMPARE(store.metrics(multitask).size(), ws.tasks.size());
         for (const RunRecord& r : runs)
-            if (r.kind != "eval") QCOMPARE(int64_t(store.lossCurve(r.id).size()), int64_t(store.lossCurve(r.id).back().step));
+            if (r.kind != "eval")
+                QCOMPARE(int64_t(store.lossCurve(r.id).size()), int64_t(store.lossCurve(r.id).back().step));
 
         // A stored cell equals the evaluation recomputed from the written files.
         const Dataset data = loadJsonl(ws.task("sum_question")->test);
         const ExpertExamples examples = loadExpertExamples(library.experts(), *t5.tokenizer);
         Evaluator evaluator(*t5.model, *t5.tokenizer, library.experts(), &examples);
         for (const char* method : {"phatgoose", "retrieval"}) {
-            EvalSettings settings{.methods = parseEvalMethods(method, DemoScale::quick().top_k), .batch_size = 32,
+            EvalSettings settings{.methods = parseEvalMethods(method, DemoScale::quick().top_k),
+                                  .batch_size = 32,
                                   .max_new_tokens = 8};
             const EvalResult direct = evaluator.run({data}, settings);
             bool found = false;
@@ -180,8 +183,9 @@ private Q_SLOTS:
 
     void sameSeedSameWorkspace() {
         buildDemoWorkspace(quick("again"));
-        for (const char* file : {"model/model.safetensors", "experts/addition/adapter_model.safetensors",
-                                 "experts/addition/phatgoose_gate.safetensors", "data/test/sum_question.jsonl"})
+        for (const char* file :
+             {"model/model.safetensors", "experts/addition/adapter_model.safetensors",
+              "experts/addition/phatgoose_gate.safetensors", "data/test/sum_question.jsonl"})
             QVERIFY2(phatgoose::testing::readFileBytes(root() / "demo" / file) ==
                          phatgoose::testing::readFileBytes(root() / "again" / file),
                      file);
@@ -201,7 +205,8 @@ private Q_SLOTS:
         std::atomic<bool> cancel{false};
         try {
             buildDemoWorkspace(
-                quick("cancelled"), [&](const DemoProgress& p) { cancel = cancel || p.stage == "experts"; }, &cancel);
+                quick("cancelled"), [&](const DemoProgress& p) { cancel = cancel || p.stage == "experts"; },
+                &cancel);
             QFAIL("the build did not stop");
         } catch (const Error& e) {
             QVERIFY2(QString(e.what()).contains("cancelled"), e.what());

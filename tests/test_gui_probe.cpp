@@ -20,11 +20,11 @@
 #include "ui/main_window.h"
 #include "ui/plot_export.h"
 #include "ui/probe_view.h"
+#include "ui/qcustomplot_include.h"
 #include "ui/routing_heatmap.h"
 #include "ui/routing_method_picker.h"
 #include "ui/token_strip.h"
 #include "ui/trace_queries.h"
-#include "ui/qcustomplot_include.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;
@@ -100,7 +100,8 @@ class GuiProbeTest : public QObject {
 
 private Q_SLOTS:
     void initTestCase() {
-        const Workspace ws = phatgoose::testing::writeTinyWorkspace(fs::path(tmp_.path().toStdString()) / "ws");
+        const Workspace ws =
+            phatgoose::testing::writeTinyWorkspace(fs::path(tmp_.path().toStdString()) / "ws");
         workspace_ = QString::fromStdString(ws.root.string());
         t5_ = loadPretrainedT5(ws.model_dir);
         experts_ = std::move(ExpertLibrary::open(ws.experts_dir, t5_.config).experts());
@@ -145,8 +146,9 @@ private Q_SLOTS:
         probe->viewSelector()->setCurrentIndex(1);  // top-1 expert x modules
         ui::RoutingHeatmap* map = probe->heatmap();
         QCOMPARE(map->mode(), ui::RoutingHeatmap::Mode::TopExpert);
-        for (const char* site : {"encoder.block.1.layer.1.DenseReluDense.wo", "decoder.block.2.layer.0.SelfAttention.v",
-                                 "decoder.block.0.layer.1.EncDecAttention.k"}) {
+        for (const char* site :
+             {"encoder.block.1.layer.1.DenseReluDense.wo", "decoder.block.2.layer.0.SelfAttention.v",
+              "decoder.block.0.layer.1.EncDecAttention.k"}) {
             for (int scope : {0, 1}) {
                 probe->scopeSelector()->setCurrentIndex(scope);
                 probe->selectSite(site);
@@ -173,7 +175,8 @@ private Q_SLOTS:
         const QString tip = map->describeCell(1, 1);
         QVERIFY2(tip.contains(QString::fromStdString(d.trace.encoder_pieces[1])), qPrintable(tip));
         QVERIFY2(tip.contains("encoder.block.1.layer.0.SelfAttention.q"), qPrintable(tip));
-        QVERIFY2(tip.contains(ui::keptSummary(d.trace, *d.trace.find("encoder.block.1.layer.0.SelfAttention.q"), 1)),
+        QVERIFY2(tip.contains(
+                     ui::keptSummary(d.trace, *d.trace.find("encoder.block.1.layer.0.SelfAttention.q"), 1)),
                  qPrintable(tip));
     }
 
@@ -232,7 +235,8 @@ private Q_SLOTS:
         probe->selectSite("decoder.block.0.layer.0.SelfAttention.q");
         map->plot()->replot();
         const int row = 4;
-        const QString row_site = QString::fromStdString(probe->trace().sites[size_t(map->rowSites()[row])].site);
+        const QString row_site =
+            QString::fromStdString(probe->trace().sites[size_t(map->rowSites()[row])].site);
         QTest::mouseClick(map->plot(), Qt::LeftButton, {}, map->cellCentre(1, row));
         QCOMPARE(selected.count(), 2);
         QCOMPARE(selected.at(1).at(0).toBool(), true);
@@ -290,7 +294,8 @@ private Q_SLOTS:
             const ProbeOutcome b = direct(c.b, c.kb, "reverse");
             const std::vector<double> expected = differingFractions(a.trace, b.trace);
             QCOMPARE(compare->moduleBars().size(), expected.size());
-            for (size_t i = 0; i < expected.size(); ++i) QVERIFY(std::abs(compare->moduleBars()[i] - expected[i]) < 1e-12);
+            for (size_t i = 0; i < expected.size(); ++i)
+                QVERIFY(std::abs(compare->moduleBars()[i] - expected[i]) < 1e-12);
             const ui::RoutingDifference& diff = compare->difference();
             if (std::string(c.a) == c.b && c.ka == c.kb) {
                 QCOMPARE(diff.mean_jaccard, 1.0);
@@ -308,7 +313,8 @@ private Q_SLOTS:
                     for (size_t t = 0; t < m.token_difference.size(); ++t) {
                         const std::set<int> ka = keptSet(sa, int64_t(t)), kb = keptSet(sb, int64_t(t));
                         std::vector<int> both;
-                        std::set_intersection(ka.begin(), ka.end(), kb.begin(), kb.end(), std::back_inserter(both));
+                        std::set_intersection(ka.begin(), ka.end(), kb.begin(), kb.end(),
+                                              std::back_inserter(both));
                         const double j = double(both.size()) / double(ka.size() + kb.size() - both.size());
                         QVERIFY(std::abs(map->cells()[r][t] - (1.0 - j)) < 1e-12);
                     }
@@ -349,7 +355,8 @@ private Q_SLOTS:
         QCustomPlot* plots[] = {probe->heatmap()->plot(), probe->gateScores()->scoresPlot(),
                                 probe->gateScores()->modulesPlot(), window->compareView()->barsPlot()};
         for (size_t i = 0; i < std::size(plots); ++i) {
-            const QString png = tmp_.filePath(QString("plot%1.png").arg(i)), pdf = tmp_.filePath(QString("plot%1.pdf").arg(i));
+            const QString png = tmp_.filePath(QString("plot%1.png").arg(i)),
+                          pdf = tmp_.filePath(QString("plot%1.pdf").arg(i));
             QVERIFY2(ui::savePlot(plots[i], png, &error), qPrintable(error));
             QVERIFY2(ui::savePlot(plots[i], pdf, &error), qPrintable(error));
             QVERIFY(!QImage(png).isNull());

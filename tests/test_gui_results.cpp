@@ -448,7 +448,9 @@ private Q_SLOTS:
         const QString bad = tmp_.filePath("bad.jsonl");
         {
             std::ofstream out(bad.toStdString());
-            out << R"({"input": "fine", "target": "yes"})" << "\n" << "{not json\n";
+            out << R"({"input": "fine", "target": "yes"})"
+                << "\n"
+                << "{not json\n";
         }
         ui::MainWindow window;
         window.show();
@@ -503,7 +505,8 @@ private Q_SLOTS:
     void screenshot() {
         // Without PHATGOOSE_RESULTS_SCREENSHOT the view still renders, into a file that is thrown away.
         QTemporaryDir scratch;
-        const QString file = qEnvironmentVariable("PHATGOOSE_RESULTS_SCREENSHOT", scratch.filePath("results.png"));
+        const QString file =
+            qEnvironmentVariable("PHATGOOSE_RESULTS_SCREENSHOT", scratch.filePath("results.png"));
         const QString folder = qEnvironmentVariable("PHATGOOSE_RESULTS_WORKSPACE");
         ui::MainWindow window;
         window.show();

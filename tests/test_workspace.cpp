@@ -63,21 +63,28 @@ private Q_SLOTS:
     void brokenWorkspaceIsRefused_data() {
         QTest::addColumn<QString>("breakage");
         QTest::addColumn<QString>("message");
-        QTest::newRow("no model") << "rm model/config.json" << "no base model";
-        QTest::newRow("no library") << "rm experts" << "expert library";
-        QTest::newRow("not json") << "manifest {oops" << "not a JSON object";
-        QTest::newRow("other format") << "manifest {\"format\": \"x\"}" << "not a PHATGOOSE workspace manifest";
-        QTest::newRow("newer") << "manifest {\"format\": \"phatgoose-workspace\", \"version\": 99}" << "newer";
+        QTest::newRow("no model") << "rm model/config.json"
+                                  << "no base model";
+        QTest::newRow("no library") << "rm experts"
+                                    << "expert library";
+        QTest::newRow("not json") << "manifest {oops"
+                                  << "not a JSON object";
+        QTest::newRow("other format") << "manifest {\"format\": \"x\"}"
+                                      << "not a PHATGOOSE workspace manifest";
+        QTest::newRow("newer") << "manifest {\"format\": \"phatgoose-workspace\", \"version\": 99}"
+                               << "newer";
         QTest::newRow("escaping path")
-            << "manifest {\"format\": \"phatgoose-workspace\", \"model\": \"../elsewhere\"}" << "inside the workspace";
-        QTest::newRow("bad role")
-            << "manifest {\"format\": \"phatgoose-workspace\", \"tasks\": [{\"name\": \"a\", \"role\": \"x\"}]}"
-            << "neither 'held-in' nor 'held-out'";
-        QTest::newRow("missing split")
-            << "manifest {\"format\": \"phatgoose-workspace\", \"tasks\": [{\"name\": \"a\", \"test\": \"data/a.jsonl\"}]}"
-            << "does not exist";
+            << "manifest {\"format\": \"phatgoose-workspace\", \"model\": \"../elsewhere\"}"
+            << "inside the workspace";
+        QTest::newRow("bad role") << "manifest {\"format\": \"phatgoose-workspace\", \"tasks\": [{\"name\": "
+                                     "\"a\", \"role\": \"x\"}]}"
+                                  << "neither 'held-in' nor 'held-out'";
+        QTest::newRow("missing split") << "manifest {\"format\": \"phatgoose-workspace\", \"tasks\": "
+                                          "[{\"name\": \"a\", \"test\": \"data/a.jsonl\"}]}"
+                                       << "does not exist";
         QTest::newRow("task without name")
-            << "manifest {\"format\": \"phatgoose-workspace\", \"tasks\": [{\"role\": \"held-in\"}]}" << "workspace.json";
+            << "manifest {\"format\": \"phatgoose-workspace\", \"tasks\": [{\"role\": \"held-in\"}]}"
+            << "workspace.json";
     }
 
     void brokenWorkspaceIsRefused() {

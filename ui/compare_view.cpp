@@ -49,7 +49,8 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     outputs->addRow(tr("<b>Routing</b>"), summary_);
 
     bars_plot_ = new QCustomPlot(this);
-    bars_title_ = addPlotTitle(bars_plot_, tr("Share of compared tokens whose kept experts differ, per module"));
+    bars_title_ =
+        addPlotTitle(bars_plot_, tr("Share of compared tokens whose kept experts differ, per module"));
     placeLegendAbove(bars_plot_);
     bars_plot_->xAxis->setTickLabelRotation(90);
     bars_plot_->xAxis->grid()->setVisible(false);
@@ -100,9 +101,10 @@ QWidget* CompareView::buildControls() {
     configs->addWidget(new QLabel(tr("<b>B</b>"), box));
     configs->addWidget(picker_b_);
     configs->addStretch(1);
-    auto* note = new QLabel(tr("Encoder positions always correspond. A decoder position is compared only while "
-                               "both generated the same tokens before it."),
-                            box);
+    auto* note =
+        new QLabel(tr("Encoder positions always correspond. A decoder position is compared only while "
+                      "both generated the same tokens before it."),
+                   box);
     note->setStyleSheet("color: #555;");
     configs->addWidget(note);
     grid->addLayout(top);
@@ -152,18 +154,20 @@ void CompareView::showResult(const CompareResult& result) {
 QString CompareView::summary() const {
     const RoutingDifference& d = difference_;
     if (d.modules.empty())
-        return tr("No module routes tokens under both configurations (merge and base record no routing), so "
-                  "there is no routing to compare.");
-    QString text = tr("Mean overlap of the kept expert sets (Jaccard): <b>%1</b> over %2 module-token pairs; "
-                      "<b>%3%</b> of them keep different experts. Compared: %4 encoder tokens, %5 of the decoder "
-                      "tokens (A has %6, B %7)")
-                       .arg(d.mean_jaccard, 0, 'f', 3)
-                       .arg(d.compared_pairs)
-                       .arg(100.0 * d.differing_fraction, 0, 'f', 1)
-                       .arg(d.encoder_tokens)
-                       .arg(d.decoder_tokens)
-                       .arg(d.decoder_tokens_a)
-                       .arg(d.decoder_tokens_b);
+        return tr(
+            "No module routes tokens under both configurations (merge and base record no routing), so "
+            "there is no routing to compare.");
+    QString text =
+        tr("Mean overlap of the kept expert sets (Jaccard): <b>%1</b> over %2 module-token pairs; "
+           "<b>%3%</b> of them keep different experts. Compared: %4 encoder tokens, %5 of the decoder "
+           "tokens (A has %6, B %7)")
+            .arg(d.mean_jaccard, 0, 'f', 3)
+            .arg(d.compared_pairs)
+            .arg(100.0 * d.differing_fraction, 0, 'f', 1)
+            .arg(d.encoder_tokens)
+            .arg(d.decoder_tokens)
+            .arg(d.decoder_tokens_a)
+            .arg(d.decoder_tokens_b);
     if (d.decoder_tokens < std::max(d.decoder_tokens_a, d.decoder_tokens_b))
         text += d.decoder_tokens > 1
                     ? tr(": the outputs part after %n generated token(s)", nullptr, d.decoder_tokens - 1)

@@ -46,7 +46,8 @@ DifferenceHeatmap::DifferenceHeatmap(TokenStream stream, QWidget* parent)
     message_->position->setCoords(0.5, 0.5);
     plot_->setMouseTracking(true);
     connect(plot_, &QCustomPlot::mouseMove, this, &DifferenceHeatmap::hover);
-    addPlotExportMenu(plot_, stream == TokenStream::Decoder ? "decoder_disagreement" : "encoder_disagreement");
+    addPlotExportMenu(plot_,
+                      stream == TokenStream::Decoder ? "decoder_disagreement" : "encoder_disagreement");
     setDifference({}, {}, {});
 }
 
@@ -80,8 +81,9 @@ void DifferenceHeatmap::setDifference(const RoutingDifference& difference, const
     const bool empty = rows == 0 || tokens == 0;
     map_->setVisible(!empty);
     message_->setVisible(empty);
-    message_->setText(a.method.empty() ? tr("Run a comparison")
-                                       : tr("No %1 tokens routed by both configurations").arg(streamName(stream_)));
+    message_->setText(a.method.empty()
+                          ? tr("Run a comparison")
+                          : tr("No %1 tokens routed by both configurations").arg(streamName(stream_)));
     plot_->replot();
 }
 

@@ -33,7 +33,7 @@ namespace phatgoose::ui {
 struct EngineWorker::Engine {
     PretrainedT5 t5;
     std::vector<LoraExpert> experts;
-    std::filesystem::path library_dir;  // where new experts are saved; empty until a library is open
+    std::filesystem::path library_dir;   // where new experts are saved; empty until a library is open
     std::optional<Workspace> workspace;  // set when opened as a workspace (its results database)
 };
 
@@ -65,8 +65,11 @@ ModelSummaryView summaryOf(const PretrainedT5& t5) {
 
 WorkspaceView viewOf(const Workspace& ws) {
     auto q = [](const std::filesystem::path& p) { return QString::fromStdString(p.string()); };
-    WorkspaceView v{.root = q(ws.root), .name = QString::fromStdString(ws.name), .model_dir = q(ws.model_dir),
-                    .experts_dir = q(ws.experts_dir), .database = q(ws.database),
+    WorkspaceView v{.root = q(ws.root),
+                    .name = QString::fromStdString(ws.name),
+                    .model_dir = q(ws.model_dir),
+                    .experts_dir = q(ws.experts_dir),
+                    .database = q(ws.database),
                     .multitask_dir = q(ws.multitask_dir)};
     for (const WorkspaceTask& t : ws.tasks)
         v.tasks.push_back({.name = QString::fromStdString(t.name),
@@ -526,7 +529,8 @@ ProbeResult EngineWorker::runProbe(const ProbeRequest& request) {
     // Read on every probe rather than cached: training and opening libraries change the experts.
     std::unique_ptr<ExpertExamples> examples;
     if (routingMethodNeedsExamples(spec.method) && !engine_->experts.empty())
-        examples = std::make_unique<ExpertExamples>(loadExpertExamples(engine_->experts, *engine_->t5.tokenizer));
+        examples =
+            std::make_unique<ExpertExamples>(loadExpertExamples(engine_->experts, *engine_->t5.tokenizer));
     ProbeOutcome outcome = probePrompt(engine_->t5, engine_->experts, spec, request.prompt.toStdString(),
                                        request.max_new_tokens, examples.get());
     return {.output = QString::fromStdString(outcome.output), .trace = std::move(outcome.trace)};

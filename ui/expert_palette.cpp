@@ -4,8 +4,8 @@ namespace phatgoose::ui {
 
 QColor expertColor(int expert) {
     // Tableau's 10 categorical colours, then evenly spaced hues for larger libraries.
-    static const QColor kBase[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44),
-                                   QColor(214, 39, 40),  QColor(148, 103, 189), QColor(140, 86, 75),
+    static const QColor kBase[] = {QColor(31, 119, 180),  QColor(255, 127, 14),  QColor(44, 160, 44),
+                                   QColor(214, 39, 40),   QColor(148, 103, 189), QColor(140, 86, 75),
                                    QColor(227, 119, 194), QColor(127, 127, 127), QColor(188, 189, 34),
                                    QColor(23, 190, 207)};
     constexpr int kCount = int(sizeof(kBase) / sizeof(kBase[0]));

@@ -43,7 +43,8 @@ GateScoresView::GateScoresView(QWidget* parent)
     modules_plot_->xAxis->setTickLabelRotation(90);
     modules_plot_->xAxis->setTickLabelFont(QFont(font().family(), 7));
     scores_plot_->xAxis->setTickLabelRotation(45);
-    for (QCustomPlot* p : {scores_plot_, modules_plot_}) p->xAxis->grid()->setVisible(false);  // bars, not a scale
+    for (QCustomPlot* p : {scores_plot_, modules_plot_})
+        p->xAxis->grid()->setVisible(false);  // bars, not a scale
     addPlotExportMenu(scores_plot_, "gate_scores");
     addPlotExportMenu(modules_plot_, "top_expert_per_module");
     clear();
@@ -109,12 +110,13 @@ void GateScoresView::drawScores(const SiteRouting& site, int token) {
     p->yAxis->setLabel(shows_scores_ ? tr("router score") : tr("routing weight"));
     p->legend->setVisible(true);
     const QString piece = tokenPiece(trace_, streamOf(site), token);
-    scores_title_->setText(shows_scores_ ? tr("Scores of every expert for '%1' (%2 #%3) at %4")
-                                               .arg(piece, streamName(streamOf(site)))
-                                               .arg(token)
-                                               .arg(shortSiteName(site))
-                                         : tr("'%1' at %2 (%3 records no scores: kept weights)")
-                                               .arg(piece, shortSiteName(site), QString::fromStdString(trace_.method)));
+    scores_title_->setText(shows_scores_
+                               ? tr("Scores of every expert for '%1' (%2 #%3) at %4")
+                                     .arg(piece, streamName(streamOf(site)))
+                                     .arg(token)
+                                     .arg(shortSiteName(site))
+                               : tr("'%1' at %2 (%3 records no scores: kept weights)")
+                                     .arg(piece, shortSiteName(site), QString::fromStdString(trace_.method)));
     p->replot();
 }
 
@@ -129,7 +131,8 @@ void GateScoresView::drawModules(const SiteRouting& site, int token) {
     std::map<int, QCPBars*> by_expert;
     for (int top : std::set<int>(module_top_.begin(), module_top_.end()))
         if (top >= 0)
-            by_expert[top] = addBars(p, QString::fromStdString(trace_.expert_names[size_t(top)]), expertColor(top));
+            by_expert[top] =
+                addBars(p, QString::fromStdString(trace_.expert_names[size_t(top)]), expertColor(top));
     QSharedPointer<QCPAxisTickerText> ticks(new QCPAxisTickerText);
     for (int i = 0; i < int(module_sites_.size()); ++i) {
         const SiteRouting& s = trace_.sites[size_t(module_sites_[size_t(i)])];

@@ -23,10 +23,13 @@ public:
 
     QCustomPlot* scoresPlot() const { return scores_plot_; }
     QCustomPlot* modulesPlot() const { return modules_plot_; }
-    // What is drawn, per library expert: the bar heights (NaN: no bar) and which bars are highlighted as kept.
+    // What is drawn, per library expert: the bar heights (NaN: no bar) and which bars are highlighted as
+    // kept.
     const std::vector<double>& bars() const { return bars_; }
     const std::set<int>& highlighted() const { return highlighted_; }
-    bool showsScores() const { return shows_scores_; }  // false: the method records no scores, bars are weights
+    bool showsScores() const {
+        return shows_scores_;
+    }  // false: the method records no scores, bars are weights
     // Below: the site index and top-1 expert of every module of the token's stream.
     const std::vector<int>& moduleSites() const { return module_sites_; }
     const std::vector<int>& moduleTopExperts() const { return module_top_; }

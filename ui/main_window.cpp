@@ -19,13 +19,13 @@
 #include <QSettings>
 #include <QTimer>
 
+#include "ui/compare_view.h"
 #include "ui/demo_location.h"
 #include "ui/experts_view.h"
 #include "ui/recent_workspaces.h"
+#include "ui/results_view.h"
 #include "ui/train_expert_dialog.h"
 #include "ui/train_gate_dialog.h"
-#include "ui/compare_view.h"
-#include "ui/results_view.h"
 
 namespace phatgoose::ui {
 

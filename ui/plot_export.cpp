@@ -65,15 +65,18 @@ void savePlotInteractively(QCustomPlot* plot, const QString& name, const QString
     if (!file.endsWith("." + suffix, Qt::CaseInsensitive)) file += "." + suffix;
     QString error;
     if (!savePlot(plot, file, &error))
-        QMessageBox::warning(plot, QObject::tr("Save plot"), QObject::tr("Could not save the plot.\n%1").arg(error));
+        QMessageBox::warning(plot, QObject::tr("Save plot"),
+                             QObject::tr("Could not save the plot.\n%1").arg(error));
 }
 
 void addPlotExportMenu(QCustomPlot* plot, const QString& name) {
     plot->setContextMenuPolicy(Qt::CustomContextMenu);
     QObject::connect(plot, &QWidget::customContextMenuRequested, plot, [plot, name](const QPoint& pos) {
         QMenu menu(plot);
-        menu.addAction(QObject::tr("Save plot as PNG..."), plot, [plot, name] { savePlotInteractively(plot, name, "png"); });
-        menu.addAction(QObject::tr("Save plot as PDF..."), plot, [plot, name] { savePlotInteractively(plot, name, "pdf"); });
+        menu.addAction(QObject::tr("Save plot as PNG..."), plot,
+                       [plot, name] { savePlotInteractively(plot, name, "png"); });
+        menu.addAction(QObject::tr("Save plot as PDF..."), plot,
+                       [plot, name] { savePlotInteractively(plot, name, "pdf"); });
         menu.exec(plot->mapToGlobal(pos));
     });
 }

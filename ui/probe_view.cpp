@@ -47,7 +47,8 @@ ProbeView::ProbeView(QWidget* parent) : QWidget(parent) {
     output_tokens_ = new TokenStrip(this);
     input_tokens_->setToolTip(tr("The prompt's tokens (encoder positions); click one to select it"));
     output_tokens_->setToolTip(
-        tr("The decoder's inputs: the start token, then every generated token but the last; click one to select it"));
+        tr("The decoder's inputs: the start token, then every generated token but the last; click one to "
+           "select it"));
 
     auto* tokens = new QFormLayout;
     tokens->addRow(tr("<b>Output</b>"), output_);
@@ -78,11 +79,13 @@ QWidget* ProbeView::buildControls() {
     max_tokens_ = new QSpinBox(box);
     max_tokens_->setRange(1, 512);
     max_tokens_->setValue(16);
-    max_tokens_->setToolTip(tr("Tokens to generate, greedily: the probe traces one sequence, so beam search "
-                               "(phatgoose generate --beams) is not offered here"));
+    max_tokens_->setToolTip(
+        tr("Tokens to generate, greedily: the probe traces one sequence, so beam search "
+           "(phatgoose generate --beams) is not offered here"));
     run_ = new QPushButton(tr("Run"), box);
     save_trace_ = new QPushButton(tr("Save trace..."), box);
-    save_trace_->setToolTip(tr("Save the routing trace (every module's kept experts, weights and scores) as JSON"));
+    save_trace_->setToolTip(
+        tr("Save the routing trace (every module's kept experts, weights and scores) as JSON"));
     save_trace_->setEnabled(false);
     auto* row = new QHBoxLayout(box);
     row->setContentsMargins(0, 0, 0, 0);
@@ -230,8 +233,10 @@ void ProbeView::pickerChanged() {
         if (isDecoderModule(trace_.sites[i]) == decoder &&
             (trace_.sites[i].block == block || sender() == stack_))
             found = int(i);
-    if (found >= 0) site_->setCurrentIndex(found);
-    else if (const int index = site_->currentIndex(); index >= 0) fillPickers(trace_.sites[size_t(index)]);
+    if (found >= 0)
+        site_->setCurrentIndex(found);
+    else if (const int index = site_->currentIndex(); index >= 0)
+        fillPickers(trace_.sites[size_t(index)]);
 }
 
 void ProbeView::switchToStream(TokenStream stream) {

@@ -20,7 +20,8 @@ std::vector<std::string> keptNames(const RoutingTrace& trace, const SiteRouting&
 ModuleDifference compareModule(const RoutingTrace& a, int ia, const RoutingTrace& b, int ib, int64_t tokens) {
     const SiteRouting& sa = a.sites[size_t(ia)];
     const SiteRouting& sb = b.sites[size_t(ib)];
-    ModuleDifference m{.site = sa.site, .site_index_a = ia, .site_index_b = ib, .decoder_tokens = sa.decoder_tokens};
+    ModuleDifference m{
+        .site = sa.site, .site_index_a = ia, .site_index_b = ib, .decoder_tokens = sa.decoder_tokens};
     tokens = std::min({tokens, sa.tokens, sb.tokens});
     double jaccard_sum = 0;
     int differing = 0;

@@ -22,11 +22,11 @@ struct ModuleDifference {
 struct RoutingDifference {
     std::vector<ModuleDifference> modules;  // trace A's order, modules routed in both
     std::vector<std::string> only_a, only_b;
-    int encoder_tokens = 0;          // compared encoder positions
-    int decoder_tokens = 0;          // compared decoder positions (the agreeing prefix)
+    int encoder_tokens = 0;  // compared encoder positions
+    int decoder_tokens = 0;  // compared decoder positions (the agreeing prefix)
     int decoder_tokens_a = 0, decoder_tokens_b = 0;
-    double mean_jaccard = 1;         // over every compared (module, token) pair
-    double differing_fraction = 0;   // of those pairs, the share whose kept sets differ
+    double mean_jaccard = 1;        // over every compared (module, token) pair
+    double differing_fraction = 0;  // of those pairs, the share whose kept sets differ
     int64_t compared_pairs = 0;
 };
 

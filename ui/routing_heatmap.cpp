@@ -84,10 +84,9 @@ void RoutingHeatmap::redraw() {
     row_sites_.clear();
     token_labels_.clear();
     if (site_ < 0) {
-        drawEmpty(trace_.method.empty()
-                      ? tr("Run a prompt to see which experts every token used.")
-                      : tr("Method '%1' routes no tokens: it records no per-token routing.")
-                            .arg(QString::fromStdString(trace_.method)));
+        drawEmpty(trace_.method.empty() ? tr("Run a prompt to see which experts every token used.")
+                                        : tr("Method '%1' routes no tokens: it records no per-token routing.")
+                                              .arg(QString::fromStdString(trace_.method)));
     } else {
         stream_ = streamOf(trace_.sites[size_t(site_)]);
         if (mode_ == Mode::ExpertWeights)
@@ -142,11 +141,13 @@ void RoutingHeatmap::drawWeights(const SiteRouting& site) {
     cells_.assign(size_t(experts), std::vector<double>(size_t(tokens), 0.0));
     for (int t = 0; t < tokens; ++t)
         for (int j = 0; j < site.k; ++j)
-            cells_[size_t(site.experts[size_t(t * site.k + j)])][size_t(t)] = site.weights[size_t(t * site.k + j)];
+            cells_[size_t(site.experts[size_t(t * site.k + j)])][size_t(t)] =
+                site.weights[size_t(t * site.k + j)];
     setTokenAxis(tokens);
     fillMap(experts, tokens);
     QSharedPointer<QCPAxisTickerText> y_ticks(new QCPAxisTickerText);
-    for (int e = 0; e < experts; ++e) y_ticks->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+    for (int e = 0; e < experts; ++e)
+        y_ticks->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
     plot_->yAxis->setTicker(y_ticks);
     plot_->yAxis->setLabel(tr("expert"));
     map_->setGradient(QCPColorGradient(QCPColorGradient::gpThermal));
@@ -177,7 +178,8 @@ void RoutingHeatmap::drawTopExperts() {
     map_->setGradient(gradient);
     map_->setDataRange(expertDataRange(experts));
     QSharedPointer<QCPAxisTickerText> names(new QCPAxisTickerText);
-    for (int e = 0; e < experts; ++e) names->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+    for (int e = 0; e < experts; ++e)
+        names->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
     scale_->axis()->setTicker(names);
     scale_->axis()->setLabel(tr("top-1 expert"));
     const QString what = scope_ == Scope::SameKind

@@ -13,9 +13,10 @@ RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
     method_ = new QComboBox(this);
     method_->addItems(EngineWorker::routingMethods());
     method_->setCurrentText("phatgoose");
-    method_->setToolTip(tr("Routing method. phatgoose, arrow and average-activation route every token at every "
-                           "module to its top-k experts; retrieval and single use one expert per prompt; "
-                           "merge averages all experts; base uses none."));
+    method_->setToolTip(
+        tr("Routing method. phatgoose, arrow and average-activation route every token at every "
+           "module to its top-k experts; retrieval and single use one expert per prompt; "
+           "merge averages all experts; base uses none."));
     expert_ = new QComboBox(this);
     expert_->setToolTip(tr("The expert that `single` applies everywhere"));
     expert_->setMinimumContentsLength(8);

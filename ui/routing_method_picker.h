@@ -1,6 +1,7 @@
 #pragma once
 // A routing configuration as three controls: the method (every method the engine knows), the expert for
-// `single` (from the open library), and k for the token-wise methods. Controls that do not apply are disabled.
+// `single` (from the open library), and k for the token-wise methods. Controls that do not apply are
+// disabled.
 #include <QString>
 #include <QStringList>
 #include <QWidget>

@@ -34,8 +34,9 @@ void TokenStrip::render() {
     QString html;
     for (int t = 0; t < pieces_.size(); ++t) {
         const bool picked = t == selected_;
-        html += QString("<a href=\"%1\" style=\"text-decoration:none; color:%2; background-color:%3;%4\">"
-                        "&nbsp;%5&nbsp;</a> ")
+        html += QString(
+                    "<a href=\"%1\" style=\"text-decoration:none; color:%2; background-color:%3;%4\">"
+                    "&nbsp;%5&nbsp;</a> ")
                     .arg(t)
                     .arg(picked ? "#ffffff" : "#202020", picked ? "#1f5fa8" : "#dde6f0",
                          picked ? " font-weight:bold;" : "", pieces_[t].toHtmlEscaped());

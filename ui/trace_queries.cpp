@@ -17,7 +17,9 @@ bool isDecoderModule(const SiteRouting& site) {
 
 QString shortSiteName(const SiteRouting& site) {
     QString kind = QString::fromStdString(site.kind);
-    kind.replace("EncDecAttention.", "cross.").replace("SelfAttention.", "self.").replace("DenseReluDense.", "ff.");
+    kind.replace("EncDecAttention.", "cross.")
+        .replace("SelfAttention.", "self.")
+        .replace("DenseReluDense.", "ff.");
     return QString("%1%2 %3").arg(isDecoderModule(site) ? "D" : "E").arg(site.block).arg(kind);
 }
 
@@ -90,7 +92,8 @@ int findSite(const RoutingTrace& trace, bool decoder_module, int64_t block, cons
 
 std::vector<double> scoresAt(const RoutingTrace& trace, const SiteRouting& site, int token) {
     const size_t n = site.candidates.size();
-    if (n == 0 || token < 0 || token >= site.tokens || site.scores.size() < size_t(site.tokens) * n) return {};
+    if (n == 0 || token < 0 || token >= site.tokens || site.scores.size() < size_t(site.tokens) * n)
+        return {};
     std::vector<double> out(trace.expert_names.size(), std::numeric_limits<double>::quiet_NaN());
     for (size_t c = 0; c < n; ++c) {
         const int e = site.candidates[c];

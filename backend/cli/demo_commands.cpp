@@ -29,7 +29,8 @@ public:
         if (p.total > 0) line << " [" << p.done << "/" << p.total << "]";
         if (p.loss > 0) line << " loss " << std::fixed << std::setprecision(3) << p.loss;
         const std::string text = line.str();
-        err_ << "\r" << text << std::string(shown_ > text.size() ? shown_ - text.size() : 0, ' ') << std::flush;
+        err_ << "\r" << text << std::string(shown_ > text.size() ? shown_ - text.size() : 0, ' ')
+             << std::flush;
         shown_ = text.size();
     }
     void end() { err_ << "\n"; }
@@ -54,8 +55,8 @@ void runDemo(CommandContext& ctx) {
     options.version = PHATGOOSE_VERSION;
     InterruptGuard guard;
     StageLine line(ctx.err);
-    const DemoBuildReport report =
-        buildDemoWorkspace(options, [&](const DemoProgress& p) { line.show(p); }, InterruptGuard::flag());
+    const DemoBuildReport report = buildDemoWorkspace(
+        options, [&](const DemoProgress& p) { line.show(p); }, InterruptGuard::flag());
     line.end();
     for (const DemoStageTime& s : report.stages)
         ctx.out << std::left << std::setw(14) << s.stage << std::right << std::fixed << std::setprecision(1)
@@ -67,17 +68,18 @@ void runDemo(CommandContext& ctx) {
 }  // namespace
 
 std::vector<Command> demoCommands() {
-    return {{"demo",
-             "Build the demo workspace from nothing: tasks, tokenizer, tiny T5, experts, gates, evaluation.",
-             [](QCommandLineParser& p) {
-                 p.addPositionalArgument("build", "The action (build).");
-                 p.addOption({"out", "Workspace folder to create (must not exist, unless --replace).", "DIR"});
-                 p.addOption({"quick", "A minutes-long miniature that exercises the whole pipeline."});
-                 p.addOption({"seed", "Seed of the tasks, initialisation and training (default 7).", "N", "7"});
-                 p.addOption({"replace", "Replace DIR when it exists."});
-                 p.addOption({"threads", "Compute threads (default: LibTorch's choice).", "N", "0"});
-             },
-             runDemo}};
+    return {
+        {"demo",
+         "Build the demo workspace from nothing: tasks, tokenizer, tiny T5, experts, gates, evaluation.",
+         [](QCommandLineParser& p) {
+             p.addPositionalArgument("build", "The action (build).");
+             p.addOption({"out", "Workspace folder to create (must not exist, unless --replace).", "DIR"});
+             p.addOption({"quick", "A minutes-long miniature that exercises the whole pipeline."});
+             p.addOption({"seed", "Seed of the tasks, initialisation and training (default 7).", "N", "7"});
+             p.addOption({"replace", "Replace DIR when it exists."});
+             p.addOption({"threads", "Compute threads (default: LibTorch's choice).", "N", "0"});
+         },
+         runDemo}};
 }
 
 }  // namespace phatgoose

@@ -8,8 +8,8 @@
 #include "cli/command.h"
 #include "cli/routing_options.h"
 #include "error.h"
-#include "store/results_store.h"
 #include "routing/probe.h"
+#include "store/results_store.h"
 
 namespace phatgoose {
 namespace {

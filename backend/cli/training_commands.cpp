@@ -116,13 +116,18 @@ template <typename Trainer, typename Save>
 
 // With --db, the run and its loss curve go to that results database (the workspace's workbench.sqlite).
 void recordIfAsked(const CommandContext& ctx, const std::string& kind, const std::string& who,
-                   const std::string& curve_kind, const TrainingOptions& o, const std::vector<double>& curve) {
+                   const std::string& curve_kind, const TrainingOptions& o,
+                   const std::vector<double>& curve) {
     if (!ctx.parser.isSet("db")) return;
     ResultsStore store(ctx.value("db"));
-    const nlohmann::json settings = {{"expert", who},           {"data", ctx.value("data")},
-                                     {"steps", o.steps},        {"learning_rate", o.learning_rate},
-                                     {"batch_size", o.batch_size}, {"seed", o.seed}};
-    const int64_t run = recordTrainingRun(store, kind, who, curve_kind, settings.dump(), curve, PHATGOOSE_VERSION);
+    const nlohmann::json settings = {{"expert", who},
+                                     {"data", ctx.value("data")},
+                                     {"steps", o.steps},
+                                     {"learning_rate", o.learning_rate},
+                                     {"batch_size", o.batch_size},
+                                     {"seed", o.seed}};
+    const int64_t run =
+        recordTrainingRun(store, kind, who, curve_kind, settings.dump(), curve, PHATGOOSE_VERSION);
     ctx.out << "loss curve recorded as run " << run << " in " << store.file().string() << "\n";
 }
 

@@ -87,7 +87,8 @@ void writeTaskData(Build& b) {
         const TaskDefinition& def = suite[i];
         const uint64_t seed = b.options.seed * 1000 + i * 10;
         WorkspaceTask t{.name = def.name, .role = def.role, .multiple_choice = def.multiple_choice};
-        t.description = def.description + (def.role == TaskRole::HeldOut ? " (needs the " + def.skill + " skill)" : "");
+        t.description =
+            def.description + (def.role == TaskRole::HeldOut ? " (needs the " + def.skill + " skill)" : "");
         std::vector<Example> train, valid;
         if (def.role == TaskRole::HeldIn) {
             train = drawExamples(def, s.train_per_task, seed + 1);
@@ -127,11 +128,14 @@ void trainTokenizer(Build& b) {
         if (!out) throw Error(corpus.string() + ": cannot write the tokenizer corpus");
     }
     fs::create_directories(b.ws.model_dir);
-    Tokenizer::train({.input_text = corpus, .model_prefix = b.ws.root / ".build" / "spiece",
-                      .vocab_size = b.scale().vocab_pieces, .hard_vocab_limit = false});
+    Tokenizer::train({.input_text = corpus,
+                      .model_prefix = b.ws.root / ".build" / "spiece",
+                      .vocab_size = b.scale().vocab_pieces,
+                      .hard_vocab_limit = false});
     fs::copy_file(b.ws.root / ".build" / "spiece.model", b.ws.model_dir / "spiece.model");
-    writeFileAtomically(b.ws.model_dir / "tokenizer_config.json",
-                        json{{"tokenizer_class", "T5Tokenizer"}, {"extra_ids", b.scale().extra_ids}}.dump(2) + "\n");
+    writeFileAtomically(
+        b.ws.model_dir / "tokenizer_config.json",
+        json{{"tokenizer_class", "T5Tokenizer"}, {"extra_ids", b.scale().extra_ids}}.dump(2) + "\n");
 }
 
 // Span corruption over the held-in tasks' training text (inputs and answers), a few corruptions each.
@@ -144,7 +148,8 @@ Dataset pretrainingCorpus(const Build& b) {
         if (t.role != TaskRole::HeldIn) continue;
         for (const Example& e : loadJsonl(t.train).examples)
             for (int copy = 0; copy < 2; ++copy) {
-                Example c = corruptSpans(e.input + " " + e.target, rng, {.max_sentinels = b.scale().extra_ids});
+                Example c =
+                    corruptSpans(e.input + " " + e.target, rng, {.max_sentinels = b.scale().extra_ids});
                 c.task = "pretraining";
                 c.line = int64_t(corpus.examples.size()) + 1;
                 corpus.examples.push_back(std::move(c));
@@ -167,14 +172,20 @@ PretrainedT5 pretrain(Build& b) {
     config.vocab_size = tokenizer.size();
     T5Model model(config);
     initT5Weights(*model, b.options.seed);
-    TrainingOptions o{.steps = s.pretrain_steps, .learning_rate = s.pretrain_lr,
-                      .schedule = LearningRateSchedule::LinearDecay, .batch_size = s.pretrain_batch,
+    TrainingOptions o{.steps = s.pretrain_steps,
+                      .learning_rate = s.pretrain_lr,
+                      .schedule = LearningRateSchedule::LinearDecay,
+                      .batch_size = s.pretrain_batch,
                       .seed = b.options.seed};
-    const LoopOutcome outcome = BaseModelTrainer(*model, tokenizer, o).train(pretrainingCorpus(b), b.control("pre-training", ""));
+    const LoopOutcome outcome =
+        BaseModelTrainer(*model, tokenizer, o).train(pretrainingCorpus(b), b.control("pre-training", ""));
     saveT5(b.ws.model_dir, *model);
     recordTraining(b, "pretrain", "base model",
-                   {{"objective", "span corruption"}, {"steps", o.steps}, {"learning_rate", o.learning_rate},
-                    {"batch_size", o.batch_size}, {"seed", o.seed}},
+                   {{"objective", "span corruption"},
+                    {"steps", o.steps},
+                    {"learning_rate", o.learning_rate},
+                    {"batch_size", o.batch_size},
+                    {"seed", o.seed}},
                    outcome.loss_curve);
     return loadPretrainedT5(b.ws.model_dir);
 }
@@ -194,21 +205,30 @@ LoraSettings demoLora(const DemoScale& s, const fs::path& model_dir) {
     return lora;
 }
 
-LoraExpert trainOneExpert(Build& b, PretrainedT5& t5, const std::string& stage, const std::string& name, const Dataset& train,
-                          const Dataset* valid, int64_t steps, const fs::path& dir) {
+LoraExpert trainOneExpert(Build& b, PretrainedT5& t5, const std::string& stage, const std::string& name,
+                          const Dataset& train, const Dataset* valid, int64_t steps, const fs::path& dir) {
     const DemoScale& s = b.scale();
     ExpertTrainingSettings settings{.name = name, .lora = demoLora(s, b.ws.model_dir)};
     // Linear decay: at a constant rate the small experts keep oscillating around the answer distribution
     // instead of settling on the input-dependent answers (measured on the antonym task, held-in).
-    settings.training = {.steps = steps, .learning_rate = s.expert_lr,
-                         .schedule = LearningRateSchedule::LinearDecay, .batch_size = s.batch,
-                         .seed = b.options.seed, .valid_every = std::max<int64_t>(1, steps / 5)};
-    LoraExpert expert = ExpertTrainer(*t5.model, *t5.tokenizer, settings).train(train, valid, b.control(stage, name));
+    settings.training = {.steps = steps,
+                         .learning_rate = s.expert_lr,
+                         .schedule = LearningRateSchedule::LinearDecay,
+                         .batch_size = s.batch,
+                         .seed = b.options.seed,
+                         .valid_every = std::max<int64_t>(1, steps / 5)};
+    LoraExpert expert =
+        ExpertTrainer(*t5.model, *t5.tokenizer, settings).train(train, valid, b.control(stage, name));
     expert.training_record->dataset = relativeDataset(train.path, dir);
     saveLoraExpert(expert, dir);
     recordTraining(b, "train-expert", name,
-                   {{"expert", name}, {"steps", steps}, {"learning_rate", s.expert_lr}, {"batch_size", s.batch},
-                    {"rank", s.lora_rank}, {"alpha", s.lora_alpha}, {"seed", b.options.seed}},
+                   {{"expert", name},
+                    {"steps", steps},
+                    {"learning_rate", s.expert_lr},
+                    {"batch_size", s.batch},
+                    {"rank", s.lora_rank},
+                    {"alpha", s.lora_alpha},
+                    {"seed", b.options.seed}},
                    expert.training_record->loss_curve);
     return expert;
 }
@@ -217,7 +237,8 @@ void trainExperts(Build& b, PretrainedT5& t5) {
     for (const WorkspaceTask& t : b.ws.tasks) {
         if (t.role != TaskRole::HeldIn) continue;
         const Dataset train = loadJsonl(t.train), valid = loadJsonl(t.valid);
-        trainOneExpert(b, t5, "experts", t.name, train, &valid, b.scale().expert_steps, b.ws.experts_dir / t.name);
+        trainOneExpert(b, t5, "experts", t.name, train, &valid, b.scale().expert_steps,
+                       b.ws.experts_dir / t.name);
     }
 }
 
@@ -230,12 +251,16 @@ void trainGates(Build& b, PretrainedT5& t5) {
         if (t.role != TaskRole::HeldIn) continue;
         const fs::path dir = b.ws.experts_dir / t.name;
         const LoraExpert expert = loadLoraExpert(dir, t5.config);
-        LoraExpert gated = GateTrainer(*t5.model, *t5.tokenizer, o).train(expert, loadJsonl(t.train), b.control("gates", t.name));
+        LoraExpert gated = GateTrainer(*t5.model, *t5.tokenizer, o)
+                               .train(expert, loadJsonl(t.train), b.control("gates", t.name));
         gated.gate_record->dataset = relativeDataset(t.train, dir);
         saveGate(gated, dir);
         recordTraining(b, "train-gate", t.name,
-                       {{"expert", t.name}, {"steps", o.steps}, {"learning_rate", o.learning_rate},
-                        {"batch_size", o.batch_size}, {"seed", o.seed}},
+                       {{"expert", t.name},
+                        {"steps", o.steps},
+                        {"learning_rate", o.learning_rate},
+                        {"batch_size", o.batch_size},
+                        {"seed", o.seed}},
                        gated.gate_record->loss_curve);
     }
 }
@@ -254,7 +279,8 @@ void trainMultitask(Build& b, PretrainedT5& t5) {
                 all.examples.push_back(std::move(e));
             }
     writeJsonl(all.path, all.examples);
-    trainOneExpert(b, t5, "multitask", "multitask", all, nullptr, b.scale().multitask_steps, b.ws.multitask_dir);
+    trainOneExpert(b, t5, "multitask", "multitask", all, nullptr, b.scale().multitask_steps,
+                   b.ws.multitask_dir);
 }
 
 // ---- evaluation ----
@@ -266,7 +292,8 @@ void evaluate(Build& b, PretrainedT5& t5) {
     EvalHooks hooks;
     hooks.cancel = b.cancel;
     hooks.progress = [&](const EvalProgress& p) {
-        b.say({.stage = "evaluation", .item = p.method + " on " + p.dataset, .done = p.done, .total = p.total});
+        b.say(
+            {.stage = "evaluation", .item = p.method + " on " + p.dataset, .done = p.done, .total = p.total});
     };
 
     // Every routing method over the library, and each expert on its own (the transfer matrix).
@@ -274,21 +301,25 @@ void evaluate(Build& b, PretrainedT5& t5) {
     const ExpertExamples examples = loadExpertExamples(experts, *t5.tokenizer);
     std::string methods = "base,merge,retrieval,average-activation,arrow,phatgoose";
     for (const LoraExpert& e : experts) methods += ",single:" + e.name;
-    EvalSettings settings{.methods = parseEvalMethods(methods, b.scale().top_k), .batch_size = 32, .max_new_tokens = 8};
+    EvalSettings settings{
+        .methods = parseEvalMethods(methods, b.scale().top_k), .batch_size = 32, .max_new_tokens = 8};
     Evaluator routed(*t5.model, *t5.tokenizer, experts, &examples);
     const json extra{{"workspace", "demo"}, {"experts", "experts"}};
-    if (evaluateIntoStore(routed, store, datasets, settings, hooks, evalSettingsJson(datasets, settings, extra.dump()),
-                          b.options.version).result.cancelled)
+    if (evaluateIntoStore(routed, store, datasets, settings, hooks,
+                          evalSettingsJson(datasets, settings, extra.dump()), b.options.version)
+            .result.cancelled)
         throw Error("demo build cancelled during evaluation");
 
     // The multitask LoRA, as the single expert of its own library.
     const std::vector<LoraExpert> multitask = {loadLoraExpert(b.ws.multitask_dir, t5.config)};
     EvalSettings upper{.methods = {{"multitask", RoutingSpec{.method = "single", .expert = "multitask"}}},
-                       .batch_size = 32, .max_new_tokens = 8};
+                       .batch_size = 32,
+                       .max_new_tokens = 8};
     Evaluator reference(*t5.model, *t5.tokenizer, multitask);
     const json upper_extra{{"workspace", "demo"}, {"experts", "baselines/multitask"}};
-    if (evaluateIntoStore(reference, store, datasets, upper, hooks, evalSettingsJson(datasets, upper, upper_extra.dump()),
-                          b.options.version).result.cancelled)
+    if (evaluateIntoStore(reference, store, datasets, upper, hooks,
+                          evalSettingsJson(datasets, upper, upper_extra.dump()), b.options.version)
+            .result.cancelled)
         throw Error("demo build cancelled during evaluation");
 }
 

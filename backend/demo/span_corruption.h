@@ -19,6 +19,7 @@ struct SpanCorruptionOptions {
 
 // At least one word is dropped from any text of two or more words; a one-word text is returned whole as
 // the target behind one sentinel.
-Example corruptSpans(const std::string& text, std::mt19937_64& rng, const SpanCorruptionOptions& options = {});
+Example corruptSpans(const std::string& text, std::mt19937_64& rng,
+                     const SpanCorruptionOptions& options = {});
 
 }  // namespace phatgoose

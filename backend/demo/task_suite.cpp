@@ -15,19 +15,22 @@ using Rng = std::mt19937_64;
 // ---- word lists (the suite's whole vocabulary comes from here and the templates) ----
 
 const std::vector<std::pair<std::string, std::string>> kOpposites = {
-    {"hot", "cold"},   {"big", "small"},    {"fast", "slow"},   {"happy", "sad"},   {"light", "dark"},
-    {"open", "closed"}, {"early", "late"},  {"full", "empty"},  {"hard", "soft"},   {"high", "low"},
-    {"old", "new"},    {"rich", "poor"},    {"strong", "weak"}, {"wet", "dry"},     {"loud", "quiet"},
-    {"clean", "dirty"}, {"long", "short"},  {"near", "far"},    {"thick", "thin"},  {"young", "aged"},
+    {"hot", "cold"},    {"big", "small"},  {"fast", "slow"},   {"happy", "sad"},  {"light", "dark"},
+    {"open", "closed"}, {"early", "late"}, {"full", "empty"},  {"hard", "soft"},  {"high", "low"},
+    {"old", "new"},     {"rich", "poor"},  {"strong", "weak"}, {"wet", "dry"},    {"loud", "quiet"},
+    {"clean", "dirty"}, {"long", "short"}, {"near", "far"},    {"thick", "thin"}, {"young", "aged"},
 };
-const std::vector<std::string> kAnimals = {"cat", "dog", "horse", "tiger", "rabbit", "eagle", "fish", "sheep"};
+const std::vector<std::string> kAnimals = {"cat",    "dog",   "horse", "tiger",
+                                           "rabbit", "eagle", "fish",  "sheep"};
 const std::vector<std::string> kPlants = {"tree", "rose", "grass", "fern", "tulip", "oak", "cactus", "moss"};
-const std::vector<std::string> kTools = {"hammer", "saw", "knife", "spoon", "shovel", "brush", "needle", "drill"};
-const std::vector<std::string> kNouns = {"lamp",  "river", "chair", "cloud", "window", "bread", "stone",
+const std::vector<std::string> kTools = {"hammer", "saw",   "knife",  "spoon",
+                                         "shovel", "brush", "needle", "drill"};
+const std::vector<std::string> kNouns = {"lamp",  "river", "chair", "cloud", "window", "bread",  "stone",
                                          "table", "apple", "book",  "clock", "garden", "bottle", "road"};
 const std::vector<std::string> kGood = {"wonderful", "great", "lovely", "excellent", "delicious", "friendly"};
 const std::vector<std::string> kBad = {"terrible", "awful", "boring", "rude", "horrible", "disappointing"};
-const std::vector<std::string> kThings = {"soup", "movie", "hotel", "service", "book", "concert", "meal", "trip"};
+const std::vector<std::string> kThings = {"soup", "movie",   "hotel", "service",
+                                          "book", "concert", "meal",  "trip"};
 
 template <class T>
 const T& pick(const std::vector<T>& items, Rng& rng) {
@@ -62,9 +65,12 @@ std::string review(Rng& rng, bool good) {
     const std::string& thing = pick(kThings, rng);
     const std::string& word = pick(good ? kGood : kBad, rng);
     switch (number(rng, 0, 2)) {
-        case 0: return "the " + thing + " was " + word + ".";
-        case 1: return "what a " + word + " " + thing + ".";
-        default: return "we found the " + thing + " " + word + " today.";
+        case 0:
+            return "the " + thing + " was " + word + ".";
+        case 1:
+            return "what a " + word + " " + thing + ".";
+        default:
+            return "we found the " + thing + " " + word + " today.";
     }
 }
 
@@ -101,7 +107,8 @@ Example addition(Rng& rng) {
 Example reverseWords(Rng& rng) {
     std::vector<std::string> words = {pick(kNouns, rng), pick(kNouns, rng), pick(kNouns, rng)};
     std::string in = words[0] + " " + words[1] + " " + words[2];
-    return generation("Repeat these words in reverse order: " + in, words[2] + " " + words[1] + " " + words[0]);
+    return generation("Repeat these words in reverse order: " + in,
+                      words[2] + " " + words[1] + " " + words[0]);
 }
 Example countWords(Rng& rng) {
     const int n = number(rng, 1, 6);
@@ -115,11 +122,13 @@ Example sentiment(Rng& rng) {
 Example largerNumber(Rng& rng) {
     const auto [a, b] = twoDifferent(rng);
     const std::string sa = std::to_string(a), sb = std::to_string(b);
-    return choice("Which number is larger, " + sa + " or " + sb + "?", std::to_string(std::max(a, b)), {sa, sb});
+    return choice("Which number is larger, " + sa + " or " + sb + "?", std::to_string(std::max(a, b)),
+                  {sa, sb});
 }
 Example category(Rng& rng) {
     const std::string word = categorised(rng);
-    return choice("Is a " + word + " an animal, a plant, or a tool?", categoryOf(word), {"animal", "plant", "tool"});
+    return choice("Is a " + word + " an animal, a plant, or a tool?", categoryOf(word),
+                  {"animal", "plant", "tool"});
 }
 
 // ---- held-out tasks: a held-in skill, asked another way ----
@@ -171,7 +180,8 @@ std::vector<TaskDefinition> makeSuite() {
         heldIn("sentiment", true, "whether a short review is positive or negative", sentiment),
         heldIn("larger_number", true, "the larger of two numbers", largerNumber),
         heldIn("category", true, "whether a word names an animal, a plant or a tool", category),
-        heldOut("opposite_choice", true, "the opposite of a word, chosen from two", "antonym", oppositeChoice),
+        heldOut("opposite_choice", true, "the opposite of a word, chosen from two", "antonym",
+                oppositeChoice),
         heldOut("sum_question", false, "a sum asked as a question", "addition", sumQuestion),
         heldOut("review_mood", true, "review sentiment with the question after the review", "sentiment",
                 reviewMood),

@@ -228,10 +228,13 @@ void appendDataset(std::vector<Dataset>& grid, Dataset dataset) {
     grid.push_back(std::move(dataset));
 }
 
-std::unique_ptr<ExpertExamples> examplesNeededBy(const EvalSettings& settings, const std::vector<LoraExpert>& experts,
-                                                 const Tokenizer& tokenizer, const std::filesystem::path& override_dir) {
-    const bool needed = std::any_of(settings.methods.begin(), settings.methods.end(),
-                                    [](const EvalMethod& m) { return routingMethodNeedsExamples(m.spec.method); });
+std::unique_ptr<ExpertExamples> examplesNeededBy(const EvalSettings& settings,
+                                                 const std::vector<LoraExpert>& experts,
+                                                 const Tokenizer& tokenizer,
+                                                 const std::filesystem::path& override_dir) {
+    const bool needed =
+        std::any_of(settings.methods.begin(), settings.methods.end(),
+                    [](const EvalMethod& m) { return routingMethodNeedsExamples(m.spec.method); });
     if (!needed || experts.empty()) return nullptr;
     return std::make_unique<ExpertExamples>(loadExpertExamples(experts, tokenizer, override_dir));
 }

@@ -89,7 +89,8 @@ void appendDataset(std::vector<Dataset>& grid, Dataset dataset);
 
 // The experts' training examples when a method of `settings` needs them (retrieval, average-activation),
 // else null; `override_dir` as for loadExpertExamples.
-std::unique_ptr<ExpertExamples> examplesNeededBy(const EvalSettings& settings, const std::vector<LoraExpert>& experts,
+std::unique_ptr<ExpertExamples> examplesNeededBy(const EvalSettings& settings,
+                                                 const std::vector<LoraExpert>& experts,
                                                  const Tokenizer& tokenizer,
                                                  const std::filesystem::path& override_dir = {});
 

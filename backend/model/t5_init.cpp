@@ -13,7 +13,8 @@ void initT5Weights(T5ModelImpl& model, uint64_t seed) {
         const std::string& name = item.key();
         torch::Tensor& w = item.value();
         auto ends = [&](const std::string& suffix) {
-            return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+            return name.size() >= suffix.size() &&
+                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
         };
         double std = 1.0 / std::sqrt(d_model);  // k, v, wi, relative_attention_bias
         if (ends("layer_norm.weight")) {

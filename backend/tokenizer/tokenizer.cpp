@@ -145,7 +145,7 @@ int extraIdsFromConfig(const fs::path& config_path) {
 
 // The dlopen'ed shim: its path and its entry points, resolved once per process and never unloaded.
 class SpmShim {
-  public:
+public:
     static const SpmShim& instance() {
         // A failed open throws out of the initialiser, so the next call tries again.
         static const SpmShim shim = open();
@@ -175,7 +175,7 @@ class SpmShim {
         throw Error(context + " (" + (owned ? owned.get() : "sentencepiece gave no reason") + ")");
     }
 
-  private:
+private:
     static SpmShim open() {
         std::string tried;
         for (const fs::path& candidate : shimCandidates()) {

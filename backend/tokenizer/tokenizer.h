@@ -17,13 +17,14 @@ struct TokenizerTrainOptions {
     std::filesystem::path model_prefix;  // writes <prefix>.model and <prefix>.vocab
     int vocab_size = 256;
     std::string model_type = "unigram";
-    // false: vocab_size is an upper bound, for corpora too small to fill it (sentencepiece refuses otherwise).
+    // false: vocab_size is an upper bound, for corpora too small to fill it (sentencepiece refuses
+    // otherwise).
     bool hard_vocab_limit = true;
     // T5's special ids: pad 0, eos 1, unk 2; no bos.
 };
 
 class Tokenizer {
-  public:
+public:
     static constexpr int64_t kPad = 0;
     static constexpr int64_t kEos = 1;
     static constexpr int64_t kUnk = 2;
@@ -60,7 +61,7 @@ class Tokenizer {
     Tokenizer& operator=(Tokenizer&&) noexcept;
     ~Tokenizer();
 
-  private:
+private:
     Tokenizer();
     struct Impl;
     std::unique_ptr<Impl> impl_;

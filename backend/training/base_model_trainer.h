@@ -14,8 +14,8 @@ public:
     // The model is borrowed and changed in place; its parameters' requires_grad flags are restored after.
     BaseModelTrainer(T5ModelImpl& model, const Tokenizer& tokenizer, TrainingOptions options);
 
-    // Trains on `train`, returns the curve. Throws TrainingCancelled or TrainingDiverged; the model then holds
-    // the state after the last completed update.
+    // Trains on `train`, returns the curve. Throws TrainingCancelled or TrainingDiverged; the model then
+    // holds the state after the last completed update.
     LoopOutcome train(const Dataset& train, const TrainingControl& control = {});
 
 private:
