@@ -216,7 +216,7 @@ private Q_SLOTS:
     }
 
     void cliBuildsAndRefusesBadUse() {
-        const std::string out = (root() / "cli").string();
+        const std::string out = (root() / "cli").string() + "/";  // a trailing slash names the same folder
         auto run = phatgoose::testing::runPhatgoose({"demo", "build", "--out", out, "--quick"});
         QVERIFY2(run.code == 0, run.err.c_str());
         QVERIFY(QString::fromStdString(run.out).contains("Demo workspace written to"));

@@ -323,15 +323,20 @@ void evaluate(Build& b, PretrainedT5& t5) {
         throw Error("demo build cancelled during evaluation");
 }
 
+// "DIR/" and "DIR" name the same folder; the partial folder must sit beside it, never inside.
+fs::path outputFolder(const fs::path& out) {
+    const fs::path p = fs::absolute(out).lexically_normal();
+    return p.has_filename() ? p : p.parent_path();
+}
+
 fs::path partialDir(const fs::path& out) {
     return out.parent_path() / (out.filename().string() + ".partial");
 }
 
-void prepareOutput(const DemoBuildOptions& o) {
-    if (o.out.empty()) throw Error("demo build: no output folder given");
-    if (fs::exists(o.out) && !o.replace)
-        throw Error(o.out.string() + ": already exists (choose another folder, or replace it)");
-    const fs::path partial = partialDir(o.out);
+void prepareOutput(const DemoBuildOptions& o, const fs::path& out) {
+    if (fs::exists(out) && !o.replace)
+        throw Error(out.string() + ": already exists (choose another folder, or replace it)");
+    const fs::path partial = partialDir(out);
     fs::remove_all(partial);
     fs::create_directories(partial);
 }
@@ -388,9 +393,11 @@ DemoScale DemoScale::quick() {
 
 DemoBuildReport buildDemoWorkspace(const DemoBuildOptions& options, const Progress& progress,
                                    const std::atomic<bool>* cancel) {
-    prepareOutput(options);
+    if (options.out.empty()) throw Error("demo build: no output folder given");
+    const fs::path out = outputFolder(options.out);
+    prepareOutput(options, out);
     const auto start = Clock::now();
-    Build b{options, progress, cancel, defaultWorkspace(partialDir(options.out)), {}};
+    Build b{options, progress, cancel, defaultWorkspace(partialDir(out)), {}};
     b.ws.name = "PHATGOOSE demo: synthetic word and number tasks";
     try {
         b.stage("data", [&] { writeTaskData(b); });
@@ -401,13 +408,13 @@ DemoBuildReport buildDemoWorkspace(const DemoBuildOptions& options, const Progre
         b.stage("gates", [&] { trainGates(b, t5); });
         b.stage("multitask", [&] { trainMultitask(b, t5); });
         b.stage("evaluation", [&] { evaluate(b, t5); });
-        finish(b, options.out);
+        finish(b, out);
     } catch (...) {
         std::error_code ignored;
         fs::remove_all(b.ws.root, ignored);
         throw;
     }
-    b.report.workspace = fs::absolute(options.out);
+    b.report.workspace = out;
     b.report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     return b.report;
 }
