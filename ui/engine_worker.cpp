@@ -100,15 +100,19 @@ void EngineWorker::openWorkspace(const QString& folder) {
         engine->workspace = ws;
         engine_ = std::move(engine);
         Q_EMIT modelOpened(summaryOf(engine_->t5));
-        QStringList names;
-        for (const auto& e : engine_->experts) names << QString::fromStdString(e.name);
-        Q_EMIT libraryOpened(QString::fromStdString(ws.experts_dir.string()), names);
+        announceLibrary(QString::fromStdString(ws.experts_dir.string()));
         Q_EMIT workspaceOpened(viewOf(ws));
         listLibrary();
     } catch (const std::exception& e) {
         Q_EMIT failed(firstLine(e));
     }
     Q_EMIT idle();
+}
+
+void EngineWorker::announceLibrary(const QString& folder) {
+    QStringList names;
+    for (const LoraExpert& e : engine_->experts) names << QString::fromStdString(e.name);
+    Q_EMIT libraryOpened(folder, names);
 }
 
 void EngineWorker::openModel(const QString& folder) {
@@ -131,9 +135,7 @@ void EngineWorker::openLibrary(const QString& folder) {
         if (!engine_) throw Error("open a model before its expert library");
         engine_->experts = std::move(ExpertLibrary::open(folder.toStdString(), engine_->t5.config).experts());
         engine_->library_dir = folder.toStdString();
-        QStringList names;
-        for (const auto& e : engine_->experts) names << QString::fromStdString(e.name);
-        Q_EMIT libraryOpened(folder, names);
+        announceLibrary(folder);
         listLibrary();
     } catch (const std::exception& e) {
         Q_EMIT failed(firstLine(e));
@@ -491,9 +493,7 @@ void EngineWorker::trainExpert(const ExpertTrainingRequest& request) {
         experts.insert(at, std::move(expert));  // sorted by name, as the library loads them
         outcome.experts << shown;
         // Views that know the library by its names (the Results view's methods) hear of the newcomer too.
-        QStringList names;
-        for (const LoraExpert& e : experts) names << QString::fromStdString(e.name);
-        Q_EMIT libraryOpened(QString::fromStdString(engine_->library_dir.string()), names);
+        announceLibrary(QString::fromStdString(engine_->library_dir.string()));
         listLibrary();
     } catch (const TrainingCancelled& e) {
         outcome.status = "cancelled";

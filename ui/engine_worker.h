@@ -125,6 +125,8 @@ Q_SIGNALS:
     void compared(const phatgoose::ui::CompareResult& result);
 
 private:
+    // Emits libraryOpened() with the names of the loaded experts.
+    void announceLibrary(const QString& folder);
     struct Engine;  // the loaded model and experts; LibTorch stays in the .cpp
     ProbeResult runProbe(const ProbeRequest& request);  // the Probe and Compare views' common step
     std::unique_ptr<Engine> engine_;
