@@ -13,6 +13,7 @@
 #include "error.h"
 #include "experts/lora_expert.h"
 #include "model/t5_loader.h"
+#include "routing/lora_kernels.h"
 #include "routing/router.h"
 #include "training/expert_trainer.h"
 #include "training/gate_trainer.h"
@@ -170,6 +171,7 @@ void benchRouting(T5ModelImpl& m, nlohmann::json& r) {
     auto router = makeRouter(m, experts, {.method = "phatgoose", .top_k = 2});
     experts.clear();  // the router holds the only copy of the experts' weights
     r["experts"] = 64;
+    r["lora_kernels"] = loraIsaName(bestLoraIsa());
     r["experts_mb"] = double(router->bytes()) / 1e6;
     double base_prefill = 1e30, routed_prefill = 1e30, base_decode = 1e30, routed_decode = 1e30;
     for (int round = 0; round < 3; ++round) {

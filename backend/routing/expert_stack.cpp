@@ -1,43 +1,10 @@
 #include "routing/expert_stack.h"
 
-#include <dlfcn.h>
-
-#include <cstring>
-
 #include "error.h"
 #include "experts/lora_expert.h"
+#include "routing/lora_kernels.h"
 
 namespace phatgoose {
-namespace {
-
-// Below this many (token, expert) pairs the per-op overhead of LibTorch dominates, and plain loops over
-// the kept experts' A and B^T rows are several times faster (one-token decoding is this case).
-constexpr int64_t kFewPairs = 8;
-
-// OpenBLAS's cblas_sgemm, called directly for the many small per-expert products: through ATen each call
-// costs about 10 us of dispatch, more than the product itself. Resolved from the BLAS LibTorch already
-// loaded.
-using Sgemm = void (*)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a,
-                       int lda, const float* b, int ldb, float beta, float* c, int ldc);
-Sgemm cblasSgemm() {
-    static const Sgemm sgemm = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "cblas_sgemm"));
-    return sgemm;
-}
-
-// c[m, n] = a[m, k] b[k, n], all row-major and contiguous.
-void matmulInto(float* c, const float* a, const float* b, int64_t m, int64_t k, int64_t n) {
-    constexpr int kRowMajor = 101, kNoTrans = 111;
-    if (Sgemm sgemm = cblasSgemm()) {
-        sgemm(kRowMajor, kNoTrans, kNoTrans, int(m), int(n), int(k), 1.f, a, int(k), b, int(n), 0.f, c,
-              int(n));
-        return;
-    }
-    torch::Tensor out = torch::from_blob(c, {m, n});
-    torch::mm_out(out, torch::from_blob(const_cast<float*>(a), {m, k}),
-                  torch::from_blob(const_cast<float*>(b), {k, n}));
-}
-
-}  // namespace
 
 ExpertStack::ExpertStack(const std::string& site, const std::vector<const LoraExpert*>& experts,
                          const std::vector<int64_t>& expert_ids)
@@ -70,41 +37,8 @@ void ExpertStack::addInto(torch::Tensor& out, const torch::Tensor& x, const torc
                           const torch::Tensor& weights) const {
     // The raw loops bypass autograd; training through a routed layer takes the ATen path.
     const bool raw = !x.requires_grad() && !out.requires_grad() && out.is_contiguous();
-    if (raw && experts.numel() <= kFewPairs) return addFewTokens(out, x, experts, weights);
     if (raw) return addGroupedRaw(out, x.contiguous(), experts.contiguous(), weights.contiguous());
     addGrouped(out, x, experts, weights);
-}
-
-void ExpertStack::addFewTokens(torch::Tensor& out, const torch::Tensor& x_in, const torch::Tensor& experts_in,
-                               const torch::Tensor& weights_in) const {
-    torch::Tensor x = x_in.contiguous(), experts = experts_in.contiguous(), weights = weights_in.contiguous();
-    const int64_t tokens = x.size(0), k = experts.size(1), r = rank(), d_in = dIn(), d_out = dOut();
-    const float* xs = x.data_ptr<float>();
-    const int64_t* ids = experts.data_ptr<int64_t>();
-    const float* ws = weights.data_ptr<float>();
-    const float* As = At_.data_ptr<float>();
-    const float* Bs = Bt_.data_ptr<float>();
-    float* os = out.data_ptr<float>();
-    std::vector<float> h(static_cast<size_t>(r));
-    for (int64_t t = 0; t < tokens; ++t) {
-        const float* xt = xs + t * d_in;
-        float* ot = os + t * d_out;
-        for (int64_t j = 0; j < k; ++j) {
-            const int64_t e = ids[t * k + j];
-            const float* At = As + e * d_in * r;  // [d_in, r]
-            std::fill(h.begin(), h.end(), 0.f);
-            for (int64_t c = 0; c < d_in; ++c) {
-                const float xc = xt[c];
-                for (int64_t i = 0; i < r; ++i) h[size_t(i)] += xc * At[c * r + i];
-            }
-            for (float& hi : h) hi *= ws[t * k + j];
-            const float* Bt = Bs + e * r * d_out;  // [r, d_out]
-            for (int64_t i = 0; i < r; ++i) {
-                const float hi = h[size_t(i)];
-                for (int64_t c = 0; c < d_out; ++c) ot[c] += hi * Bt[i * d_out + c];
-            }
-        }
-    }
 }
 
 void ExpertStack::addGrouped(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
@@ -137,10 +71,6 @@ torch::Tensor ExpertStack::applyDense(const torch::Tensor& x, const torch::Tenso
     return torch::einsum("ntd,tn->td", {all, dense});
 }
 
-}  // namespace phatgoose
-
-namespace phatgoose {
-
 void ExpertStack::addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                                 const torch::Tensor& weights) const {
     const int64_t tokens = x.size(0), k = experts.size(1), pairs = tokens * k;
@@ -159,26 +89,18 @@ void ExpertStack::addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, cons
         token_of[size_t(slot)] = p / k;
         weight_of[size_t(slot)] = w[p];
     }
-    std::vector<float> xs(pair_count * size_t(d_in)), h(pair_count * size_t(r)),
-        ys(pair_count * size_t(d_out));
+    std::vector<float> h(pair_count * size_t(r));  // [pairs, r], weighted
     const float* xp = x.data_ptr<float>();
-    for (int64_t p = 0; p < pairs; ++p)
-        std::memcpy(&xs[size_t(p * d_in)], xp + token_of[size_t(p)] * d_in, size_t(d_in) * sizeof(float));
+    float* op = out.data_ptr<float>();
     const float* As = At_.data_ptr<float>();
     const float* Bs = Bt_.data_ptr<float>();
     for (int64_t e = 0; e < n; ++e) {
-        const int64_t rows = start[size_t(e + 1)] - start[size_t(e)], first = start[size_t(e)];
-        if (rows == 0) continue;
-        matmulInto(&h[size_t(first * r)], &xs[size_t(first * d_in)], As + e * d_in * r, rows, d_in, r);
-        for (int64_t p = first; p < first + rows; ++p)
-            for (int64_t i = 0; i < r; ++i) h[size_t(p * r + i)] *= weight_of[size_t(p)];
-        matmulInto(&ys[size_t(first * d_out)], &h[size_t(first * r)], Bs + e * r * d_out, rows, r, d_out);
-    }
-    float* o = out.data_ptr<float>();
-    for (int64_t p = 0; p < pairs; ++p) {
-        float* dst = o + token_of[size_t(p)] * d_out;
-        const float* src = &ys[size_t(p * d_out)];
-        for (int64_t c = 0; c < d_out; ++c) dst[c] += src[c];
+        const int64_t first = start[size_t(e)];
+        const RoutedRows rows{&token_of[size_t(first)], &weight_of[size_t(first)],
+                              start[size_t(e + 1)] - first};
+        if (rows.count == 0) continue;
+        loraDown(xp, d_in, rows, As + e * d_in * r, r, &h[size_t(first * r)]);
+        loraUpAdd(op, d_out, rows, &h[size_t(first * r)], Bs + e * r * d_out, r);
     }
 }
 

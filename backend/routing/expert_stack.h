@@ -37,16 +37,15 @@ public:
     torch::Tensor deltaWeight(int64_t e) const;
 
 private:
-    void addFewTokens(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
-                      const torch::Tensor& weights) const;
     // With autograd (training through routed layers): ATen ops only.
     void addGrouped(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                     const torch::Tensor& weights) const;
-    // Inference: a counting sort of the pairs, direct sgemm calls per used expert, a plain scatter-add.
+    // Inference: a counting sort of the pairs by expert, then lora_kernels' gather-multiply-scatter per
+    // used expert.
     void addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                        const torch::Tensor& weights) const;
-    // Both transposed so that the inner loops of the few-token path are contiguous multiply-adds, which
-    // the compiler vectorises (a dot-product reduction over floats it may not reorder).
+    // Both transposed so that the kernels' inner loops are contiguous multiply-adds of rank- or
+    // d_out-wide rows (a dot-product reduction over floats the compiler may not reorder).
     torch::Tensor At_;  // [N, d_in, r]
     torch::Tensor Bt_;  // [N, r, d_out], scaled by s
     std::vector<int64_t> expert_ids_;
