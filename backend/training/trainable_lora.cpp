@@ -12,11 +12,24 @@ TrainableLora::TrainableLora(torch::Tensor A, torch::Tensor B, double scale, tor
     if (!B_.requires_grad()) Bt_ = B_.t().contiguous();  // [r, d_out]
     if (gate_.defined() && gate_.dim() == 1 && !gate_.requires_grad())
         gate_ = gate_.unsqueeze(1);  // [d_in, 1]
+    if (gate_.defined() && At_.defined() && !gate_.requires_grad())
+        AtGate_ = torch::cat({At_, gate_}, 1).contiguous();  // [d_in, r + 1]
 }
 
 torch::Tensor TrainableLora::forward(const torch::Tensor& x, const torch::Tensor& base) {
-    const torch::Tensor At = At_.defined() ? At_ : A_.t();
     const torch::Tensor Bt = Bt_.defined() ? Bt_ : B_.t();
+    if (gate_.defined() && At_.defined()) {
+        // A frozen (gate training, or a gated expert applied): the r-wide projection and the gate logit
+        // from one product, so that x is read once forward and the backward pass makes one product for
+        // x's gradient instead of two (that keeps a gate step cheaper than an expert step).
+        const torch::Tensor gate = gate_.dim() == 1 ? gate_.unsqueeze(1) : gate_;  // [d_in, 1]
+        const int64_t r = At_.size(1);
+        torch::Tensor both = torch::matmul(x, AtGate_.defined() ? AtGate_ : torch::cat({At_, gate}, 1));
+        torch::Tensor down =
+            torch::sigmoid(both.narrow(-1, r, 1)) * both.narrow(-1, 0, r);  // [batch, len, r]
+        return base.add(torch::matmul(down, Bt), scale_);
+    }
+    const torch::Tensor At = At_.defined() ? At_ : A_.t();
     torch::Tensor down = torch::matmul(x, At);  // [batch, len, r]
     if (gate_.defined()) {
         // The per-token gate weighs the r-wide projection: the same product as weighing B A x, r/d_out

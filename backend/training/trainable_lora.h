@@ -26,6 +26,7 @@ public:
 private:
     torch::Tensor A_, B_, gate_;
     torch::Tensor At_, Bt_;  // contiguous transposes of A and B when they are frozen
+    torch::Tensor AtGate_;   // [d_in, r + 1]: At_ and the gate side by side, when both are frozen
     double scale_;
 };
 
