@@ -317,6 +317,43 @@ private Q_SLOTS:
         QVERIFY2(final < initial, qPrintable(QString("loss %1 -> %2").arg(initial).arg(final)));
     }
 
+    // The gated LoRA layer, however its tensors are frozen, equals base + sigmoid(x . g) * s * B A x written
+    // out by hand, and the gate's gradient equals autograd's through that expression.
+    void gatedLoraEqualsTheFormula_data() {
+        QTest::addColumn<bool>("train_ab");
+        QTest::addColumn<bool>("train_gate");
+        QTest::addColumn<bool>("gate_column");
+        QTest::newRow("gate training (frozen A, B; gate column)") << false << true << true;
+        QTest::newRow("gate training (frozen A, B; gate vector)") << false << true << false;
+        QTest::newRow("gated expert applied (all frozen)") << false << false << false;
+        QTest::newRow("A and B training under a gate") << true << false << false;
+    }
+    void gatedLoraEqualsTheFormula() {
+        QFETCH(bool, train_ab);
+        QFETCH(bool, train_gate);
+        QFETCH(bool, gate_column);
+        torch::manual_seed(11);
+        const int64_t d_in = 24, d_out = 20, r = 5;
+        const double scale = 0.7;
+        torch::Tensor A = torch::randn({r, d_in}).requires_grad_(train_ab);
+        torch::Tensor B = torch::randn({d_out, r}).requires_grad_(train_ab);
+        torch::Tensor g = torch::randn({d_in});
+        torch::Tensor gate = (gate_column ? g.unsqueeze(1).clone() : g.clone()).requires_grad_(train_gate);
+        torch::Tensor x = torch::randn({2, 7, d_in}), base = torch::randn({2, 7, d_out});
+
+        TrainableLora layer(A, B, scale, gate);
+        torch::Tensor y = layer.forward(x, base);
+        torch::Tensor g_ref = g.clone().requires_grad_(true);
+        torch::Tensor y_ref = base + torch::sigmoid(torch::matmul(x, g_ref)).unsqueeze(-1) * scale *
+                                         torch::matmul(torch::matmul(x, A.detach().t()), B.detach().t());
+        QVERIFY(torch::allclose(y, y_ref, 1e-5, 1e-5));
+        if (!train_gate) return;
+        torch::Tensor upstream = torch::randn_like(y);
+        (y * upstream).sum().backward();
+        (y_ref * upstream).sum().backward();
+        QVERIFY(torch::allclose(gate.grad().reshape({-1}), g_ref.grad(), 1e-4, 1e-5));
+    }
+
     void gatesStartAtZero() {
         PretrainedT5 t5 = loadPretrainedT5(model_dir_);
         const std::atomic<bool> cancel{true};
