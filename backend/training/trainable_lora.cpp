@@ -21,7 +21,7 @@ torch::Tensor TrainableLora::forward(const torch::Tensor& x, const torch::Tensor
     if (gate_.defined() && At_.defined()) {
         // A frozen (gate training, or a gated expert applied): the r-wide projection and the gate logit
         // from one product, so that x is read once forward and the backward pass makes one product for
-        // x's gradient instead of two (that keeps a gate step cheaper than an expert step).
+        // x's gradient instead of two (a gate step should cost no more than an expert step).
         const torch::Tensor gate = gate_.dim() == 1 ? gate_.unsqueeze(1) : gate_;  // [d_in, 1]
         const int64_t r = At_.size(1);
         torch::Tensor both = torch::matmul(x, AtGate_.defined() ? AtGate_ : torch::cat({At_, gate}, 1));
