@@ -5,8 +5,9 @@
 #include <QTabWidget>
 #include <QTimer>
 
+#include "routing/routing_methods.h"
 #include "ui/main_window.h"
-#include "ui/probe_view.h"
+#include "ui/probe/probe_view.h"
 
 // The shell: start-up and --measure-stall
 #include <QDir>
@@ -16,10 +17,11 @@
 #include <cstdio>
 #include <memory>
 
-#include "ui/event_loop_stall_meter.h"
-#include "ui/experts_view.h"
-#include "ui/train_gate_dialog.h"
-#include "ui/training_progress_panel.h"
+#include "event_loop_stall_meter.h"
+#include "ui/engine_worker.h"
+#include "ui/experts/experts_view.h"
+#include "ui/experts/train_gate_dialog.h"
+#include "ui/experts/training_progress_panel.h"
 
 namespace {
 
@@ -93,7 +95,9 @@ int main(int argc, char** argv) {
         "event loop's longest stall (longest_stall_ms), then quit.",
         "WORKSPACE");
     QCommandLineOption probe("probe", "Run the prompt probe on TEXT once the model is open.", "TEXT");
-    QCommandLineOption method("method", "Routing method for --probe.", "NAME", "phatgoose");
+    const QString default_method = QString::fromStdString(phatgoose::defaultRoutingMethod());
+    QCommandLineOption method("method", "Routing method for --probe (default " + default_method + ").",
+                              "NAME", default_method);
     QCommandLineOption screenshot("screenshot", "Save the window to PNG after --probe, then quit.", "FILE");
     parser.addOptions({probe, method, screenshot, measure_stall});
     parser.process(app);

@@ -1,4 +1,2 @@
-phatgoose_test(test_experts
-    SOURCES test_experts.cpp fixtures/tiny_t5.cpp
-    LIBS phatgoose_backend
-    LABELS unit)
+# PEFT adapter folders, gates and expert libraries.
+phatgoose_test(test_experts SOURCES test_experts.cpp LIBS phatgoose_test_fixtures LABELS unit)

@@ -1,12 +1,8 @@
-phatgoose_test(test_t5_reference
-    SOURCES test_t5_reference.cpp reference_case.cpp
-    LIBS phatgoose_backend
-    LABELS unit parity)
-phatgoose_test(test_t5_engine
-    SOURCES test_t5_engine.cpp fixtures/tiny_t5.cpp
-    LIBS phatgoose_backend
-    LABELS unit)
-phatgoose_test(test_cli
-    SOURCES test_cli.cpp reference_case.cpp fixtures/tiny_t5.cpp fixtures/random_experts.cpp
-    LIBS phatgoose_cli
-    LABELS unit cli)
+# The T5 engine against the reference cases and on its own, and the safetensors format (phatgoose_io: no
+# LibTorch needed) with its libFuzzer target.
+phatgoose_test(test_t5_reference SOURCES test_t5_reference.cpp LIBS phatgoose_test_fixtures LABELS unit parity)
+phatgoose_test(test_t5_engine SOURCES test_t5_engine.cpp LIBS phatgoose_test_fixtures LABELS unit)
+phatgoose_test(test_safetensors SOURCES test_safetensors.cpp LIBS phatgoose_io LABELS unit)
+if(PHATGOOSE_BUILD_FUZZ)
+    include(${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz.cmake)
+endif()

@@ -1,6 +1,3 @@
-# The user's writable copy of the shipped demo workspace (no LibTorch).
-phatgoose_test(test_demo_install SOURCES test_demo_install.cpp LIBS phatgoose_demo_install LABELS unit)
-
 # The Debian package built, installed on this machine with dpkg, run from /usr/bin and removed
 # (packaging/test_package.sh). It needs root and fails, saying so, without it: `ctest -LE packaging`
 # leaves it out. Alone, since it strips and compresses the programs and starts the workbench under Xvfb.

@@ -4,8 +4,8 @@
 
 #include <fstream>
 
+#include "data/dataset.h"
 #include "error.h"
-#include "eval/dataset.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;

@@ -11,8 +11,8 @@
 #include "model/t5_loader.h"
 #include "routing/probe.h"
 #include "ui/main_window.h"
-#include "ui/probe_view.h"
-#include "ui/routing_heatmap.h"
+#include "ui/probe/probe_view.h"
+#include "ui/probe/routing_heatmap.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;

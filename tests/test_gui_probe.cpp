@@ -14,17 +14,17 @@
 #include "fixtures/tiny_workspace.h"
 #include "model/t5_loader.h"
 #include "routing/probe.h"
-#include "ui/compare_view.h"
-#include "ui/difference_heatmap.h"
-#include "ui/gate_scores_view.h"
 #include "ui/main_window.h"
-#include "ui/plot_export.h"
-#include "ui/probe_view.h"
-#include "ui/qcustomplot_include.h"
-#include "ui/routing_heatmap.h"
-#include "ui/routing_method_picker.h"
-#include "ui/token_strip.h"
-#include "ui/trace_queries.h"
+#include "ui/plot/plot_export.h"
+#include "ui/plot/qcustomplot_include.h"
+#include "ui/probe/compare_view.h"
+#include "ui/probe/difference_heatmap.h"
+#include "ui/probe/gate_scores_view.h"
+#include "ui/probe/probe_view.h"
+#include "ui/probe/routing_heatmap.h"
+#include "ui/probe/routing_method_picker.h"
+#include "ui/probe/token_strip.h"
+#include "ui/probe/trace_queries.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;
@@ -113,7 +113,7 @@ private Q_SLOTS:
         QStringList offered;
         for (int i = 0; i < picker.methodBox()->count(); ++i) offered << picker.methodBox()->itemText(i);
         QStringList known;
-        for (const auto& n : routingMethodNames()) known << QString::fromStdString(n);
+        for (const RoutingMethod& m : routingMethods()) known << QString::fromStdString(m.name);
         QCOMPARE(offered, known);
         picker.setExpertNames({"choose", "count", "reverse"});
         picker.setMethod("single");

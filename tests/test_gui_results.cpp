@@ -27,13 +27,13 @@
 #include "fixtures/tiny_workspace.h"
 #include "model/t5_loader.h"
 #include "store/results_store.h"
-#include "ui/accuracy_chart.h"
 #include "ui/main_window.h"
-#include "ui/new_evaluation_dialog.h"
-#include "ui/predictions_table_model.h"
-#include "ui/qcustomplot_include.h"
-#include "ui/results_table_model.h"
-#include "ui/results_view.h"
+#include "ui/plot/qcustomplot_include.h"
+#include "ui/results/accuracy_chart.h"
+#include "ui/results/new_evaluation_dialog.h"
+#include "ui/results/predictions_table_model.h"
+#include "ui/results/results_table_model.h"
+#include "ui/results/results_view.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;

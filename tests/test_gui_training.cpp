@@ -22,20 +22,23 @@
 #include <QtTest>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "experts/expert_library.h"
+#include "fixtures/cli_run.h"
 #include "fixtures/files.h"
 #include "fixtures/tiny_t5.h"
 #include "fixtures/tiny_workspace.h"
 #include "store/results_store.h"
 #include "ui/engine_worker.h"
-#include "ui/expert_table_model.h"
-#include "ui/experts_view.h"
+#include "ui/experts/expert_table_model.h"
+#include "ui/experts/experts_view.h"
+#include "ui/experts/train_expert_dialog.h"
+#include "ui/experts/train_gate_dialog.h"
+#include "ui/experts/training_progress_panel.h"
 #include "ui/main_window.h"
-#include "ui/qcustomplot_include.h"
+#include "ui/plot/qcustomplot_include.h"
 #include "ui/recent_workspaces.h"
-#include "ui/train_expert_dialog.h"
-#include "ui/train_gate_dialog.h"
-#include "ui/training_progress_panel.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;
@@ -328,6 +331,60 @@ private Q_SLOTS:
     }
 
     // Not a check: the pictures for the README, in a window of their own.
+    // The workbench and `phatgoose train-gate --db` record training through the same backend code: the same
+    // run kind and status, the same settings keys (and values, but for who started it), the same curve rows.
+    void theCliAndTheDialogRecordGateRunsAlike() {
+        ui::TrainGateDialog* dialog = window_->showTrainGateDialog({"reverse"});
+        dialog->setDataset({});  // the expert's own training data, found by the backend
+        dialog->stepsBox()->setValue(3);
+        dialog->batchBox()->setValue(4);
+        dialog->accumulationBox()->setValue(2);
+        dialog->seedBox()->setValue(5);
+        QSignalSpy ended(dialog, &ui::TrainGateDialog::trainingEnded);
+        dialog->start();
+        QVERIFY(ended.wait(120000));
+        const ui::TrainingOutcomeView outcome = outcomeOf(ended);
+        QCOMPARE(outcome.status, QString("finished"));
+        QCOMPARE(outcome.runs.size(), 1);
+        dialog->hide();
+
+        ResultsStore store(ws_.database);
+        const auto before = store.runs();
+        const phatgoose::testing::CliRun cli = phatgoose::testing::runPhatgoose(
+            {"train-gate", "--model", ws_.model_dir.string(), "--expert",
+             (ws_.experts_dir / "reverse").string(), "--steps", "3", "--batch", "4", "--accum", "2", "--seed",
+             "5", "--overwrite", "--db", ws_.database.string()});
+        QVERIFY2(cli.code == 0, cli.err.c_str());
+        const auto after = store.runs();
+        QCOMPARE(after.size(), before.size() + 1);
+
+        const RunRecord gui = *store.run(outcome.runs.front());
+        const RunRecord cli_run = after.back();
+        QCOMPARE(cli_run.kind, gui.kind);
+        QCOMPARE(cli_run.status, gui.status);
+        QCOMPARE(cli_run.version, gui.version);
+        nlohmann::json a = nlohmann::json::parse(gui.settings), b = nlohmann::json::parse(cli_run.settings);
+        QCOMPARE(a["source"].get<std::string>(), std::string("workbench"));
+        QCOMPARE(b["source"].get<std::string>(), std::string("cli"));
+        QVERIFY(fs::equivalent(a["model"].get<std::string>(), b["model"].get<std::string>()));
+        for (nlohmann::json* j : {&a, &b}) j->erase("source"), j->erase("model");
+        QCOMPARE(QString::fromStdString(b.dump()), QString::fromStdString(a.dump()));
+        QCOMPARE(a["data"].get<std::string>(), ws_.task("reverse")->train.string());
+        QCOMPARE(a["accumulation_steps"].get<int>(), 2);
+
+        const std::vector<LossPoint> gui_curve = store.lossCurve(gui.id),
+                                     cli_curve = store.lossCurve(cli_run.id);
+        QCOMPARE(cli_curve.size(), size_t(3));
+        QCOMPARE(gui_curve.size(), cli_curve.size());
+        for (size_t i = 0; i < gui_curve.size(); ++i) {
+            QCOMPARE(cli_curve[i].expert, gui_curve[i].expert);
+            QCOMPARE(cli_curve[i].kind, gui_curve[i].kind);
+            QCOMPARE(cli_curve[i].step, gui_curve[i].step);
+            // Same data, seed and settings from a zero gate: the same losses.
+            QVERIFY(std::abs(cli_curve[i].loss - gui_curve[i].loss) <= 1e-5 * std::abs(gui_curve[i].loss));
+        }
+    }
+
     void screenshots() {
         // Without PHATGOOSE_SCREENSHOT_DIR the pictures are still made, into a folder that is thrown away.
         QTemporaryDir scratch;

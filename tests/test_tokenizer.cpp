@@ -1,6 +1,6 @@
 // The T5 tokenizer against the reference cases (Hugging Face's own tokenization of a sentence), its
 // sentinels and out-of-vocabulary ids, training, bad files, and the reason the shim exists: this executable
-// links libtorch, and sentencepiece must still work in it (DESIGN §3).
+// links libtorch, and sentencepiece must still work in it (docs/ARCHITECTURE.md, "Machine facts").
 // LibTorch before Qt, and Q_SLOTS (QT_NO_KEYWORDS): LibTorch uses `slots` and `emit` as identifiers.
 #include <ATen/ATen.h>
 

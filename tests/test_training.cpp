@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "data/dataset.h"
 #include "error.h"
-#include "eval/dataset.h"
 #include "fixtures/cli_run.h"
 #include "fixtures/tiny_t5.h"
 #include "model/t5_loader.h"

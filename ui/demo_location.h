@@ -1,5 +1,6 @@
 #pragma once
-// Where the workbench finds the bundled demo workspace (DESIGN §9), opened when no other is chosen.
+// Where the workbench finds the bundled demo workspace (docs/ARCHITECTURE.md, "The demo workspace"), opened
+// when no other is chosen.
 #include <QString>
 
 namespace phatgoose::ui {

@@ -22,11 +22,8 @@
 #include <optional>
 
 #include "training/expert_trainer.h"
-#include "training/gate_trainer.h"
-
-#ifndef PHATGOOSE_VERSION
-#define PHATGOOSE_VERSION "unknown"
-#endif
+#include "training/training_session.h"
+#include "version.h"
 
 namespace phatgoose::ui {
 
@@ -249,34 +246,19 @@ LoraExpert& expertNamed(std::vector<LoraExpert>& experts, const std::string& nam
     throw Error("no expert named '" + name + "' is loaded");
 }
 
-// A recorded path as written, else relative to the expert's folder or the workspace (records made on
-// another machine or by the demo builder may be relative).
-std::optional<fs::path> existingFile(const std::string& recorded, const LoraExpert& expert,
-                                     const std::optional<Workspace>& workspace) {
-    if (recorded.empty()) return std::nullopt;
-    std::vector<fs::path> candidates{recorded, expert.dir / recorded};
-    if (workspace) candidates.push_back(workspace->root / recorded);
-    for (const fs::path& p : candidates)
-        if (fs::is_regular_file(p)) return p;
-    return std::nullopt;
-}
-
-// The expert's own training data (DESIGN §6): the file its training record names, else the train split
-// of the workspace task it was trained on (or that carries its name).
-fs::path gateDataFor(const LoraExpert& expert, const std::optional<Workspace>& workspace,
-                     const QString& chosen) {
-    if (!chosen.isEmpty()) return chosen.toStdString();
-    if (expert.training_record)
-        if (auto file = existingFile(expert.training_record->dataset, expert, workspace)) return *file;
-    if (workspace) {
-        const std::string task = expert.training_record && !expert.training_record->task.empty()
-                                     ? expert.training_record->task
-                                     : expert.name;
-        if (const WorkspaceTask* t = workspace->task(task); t && !t->train.empty()) return t->train;
+// Runs a training job and sets the outcome's status: it stays "finished" unless the job was cancelled
+// (TrainingCancelled) or failed (any other exception), with the reason for people.
+template <typename Job>
+void runTrainingJob(TrainingOutcomeView& outcome, Job job) {
+    try {
+        job();
+    } catch (const TrainingCancelled& e) {
+        outcome.status = "cancelled";
+        outcome.message = firstLine(e);
+    } catch (const std::exception& e) {
+        outcome.status = "failed";
+        outcome.message = firstLine(e);
     }
-    throw Error("expert '" + expert.name +
-                "': its training data is unknown (no training record naming an existing file, no workspace "
-                "task with a train split); choose a JSON Lines file");
 }
 
 TrainingProgressView progressView(const QString& kind, const QString& expert, const TrainingProgress& p) {
@@ -288,87 +270,6 @@ TrainingProgressView progressView(const QString& kind, const QString& expert, co
             .learning_rate = p.learning_rate,
             .tokens_per_s = p.tokens_per_s,
             .eta_s = p.eta_s};
-}
-
-// One training run in the results database: begun on construction, finished exactly once with its loss
-// curve; a run left unfinished by an unexpected exception is closed as failed. Without a database (a model
-// and library opened on their own) or when not saving, it records nothing.
-class RecordedRun {
-public:
-    RecordedRun(const std::optional<Workspace>& workspace, bool save, const std::string& kind,
-                const nlohmann::json& settings) {
-        if (!workspace || !save) return;
-        store_.emplace(workspace->database);
-        id_ = store_->beginRun(kind, settings.dump(), PHATGOOSE_VERSION);
-    }
-    ~RecordedRun() {
-        try {
-            if (store_ && !finished_) store_->finishRun(id_, RunStatus::Failed);
-        } catch (...) {  // a destructor reports nothing; the run stays listed as running
-        }
-    }
-    RecordedRun(const RecordedRun&) = delete;
-    RecordedRun& operator=(const RecordedRun&) = delete;
-
-    int64_t id() const { return id_; }
-    void finish(RunStatus status, const std::string& expert, const std::string& kind,
-                const std::vector<double>& curve) {
-        if (!store_) return;
-        std::vector<LossPoint> points;
-        for (size_t i = 0; i < curve.size(); ++i)
-            points.push_back({.expert = expert, .kind = kind, .step = int64_t(i + 1), .loss = curve[i]});
-        if (!points.empty()) store_->addLossCurve(id_, points);
-        store_->finishRun(id_, status);
-        finished_ = true;
-    }
-
-private:
-    std::optional<ResultsStore> store_;
-    int64_t id_ = 0;
-    bool finished_ = false;
-};
-
-const std::vector<double>& gateCurve(const LoraExpert& e) {
-    static const std::vector<double> none;
-    return e.gate_record ? e.gate_record->loss_curve : none;
-}
-
-const std::vector<double>& expertCurve(const LoraExpert& e) {
-    static const std::vector<double> none;
-    return e.training_record ? e.training_record->loss_curve : none;
-}
-
-// Runs `train` (which returns the trained expert) and closes the run: finished with the returned curve, or
-// cancelled / failed with the curve of the steps done (`last_good`), rethrowing.
-template <typename Train, typename LastGood, typename Curve>
-LoraExpert trainRecorded(RecordedRun& run, const std::string& expert, const char* kind, Train train,
-                         LastGood last_good, Curve curve) {
-    try {
-        LoraExpert trained = train();
-        run.finish(RunStatus::Finished, expert, kind, curve(trained));
-        return trained;
-    } catch (const TrainingCancelled&) {
-        run.finish(RunStatus::Cancelled, expert, kind, curve(last_good()));
-        throw;
-    } catch (const TrainingDiverged&) {
-        run.finish(RunStatus::Failed, expert, kind, curve(last_good()));
-        throw;
-    }
-}
-
-void checkNewExpertName(const std::string& name, const fs::path& library) {
-    if (name.empty()) throw Error("give the new expert a name");
-    if (name == "." || name == ".." || name.find_first_of("/\\") != std::string::npos)
-        throw Error("'" + name + "' cannot be an expert's folder name");
-    if (fs::exists(library / name))
-        throw Error((library / name).string() + ": already exists; choose another name for the new expert");
-}
-
-// New experts name the same base model as the library's others, so the library still opens as one.
-std::string baseModelName(const std::vector<LoraExpert>& experts, const fs::path& model_dir) {
-    for (const LoraExpert& e : experts)
-        if (!e.settings.base_model_name_or_path.empty()) return e.settings.base_model_name_or_path;
-    return fs::weakly_canonical(fs::absolute(model_dir)).string();
 }
 
 }  // namespace
@@ -384,43 +285,38 @@ void EngineWorker::describeCompute() {
     Q_EMIT computeDescribed(text);
 }
 
+// Where a run is recorded: the workspace's database when saving, else nowhere.
+std::optional<fs::path> EngineWorker::runDatabase(bool save) const {
+    if (!save || !engine_->workspace) return std::nullopt;
+    return engine_->workspace->database;
+}
+
 void EngineWorker::trainGates(const GateTrainingRequest& request) {
     cancel_ = false;  // a Cancel pressed for an earlier job must not end this one
-    TrainingOutcomeView outcome{.kind = "train-gate", .status = "finished"};
-    try {
+    TrainingOutcomeView outcome{.kind = kTrainGateRun, .status = "finished"};
+    runTrainingJob(outcome, [&] {
         if (!engine_) throw Error("open a workspace before training gates");
         if (request.experts.isEmpty()) throw Error("choose at least one expert whose gate to train");
-        TrainingOptions options = gateTrainingDefaults();
-        options.steps = request.steps;
-        options.learning_rate = request.learning_rate;
-        options.batch_size = request.batch_size;
-        options.seed = request.seed;
-        validate(options);
+        validate(request.options);
+        const RunOrigin origin{.model_dir = engine_->t5.dir.string(), .program = "workbench"};
         for (const QString& name : request.experts) {
             Q_EMIT busy(tr("Training the gate of %1 ...").arg(name));
             LoraExpert& expert = expertNamed(engine_->experts, name.toStdString());
-            const fs::path data_path = gateDataFor(expert, engine_->workspace, request.dataset);
+            const Workspace* workspace = engine_->workspace ? &*engine_->workspace : nullptr;
+            const fs::path data_path = request.dataset.isEmpty() ? gateTrainingData(expert, workspace)
+                                                                 : fs::path(request.dataset.toStdString());
             const Dataset data = loadJsonl(data_path);
-            const nlohmann::json settings{{"expert", expert.name},
-                                          {"data", data_path.string()},
-                                          {"steps", options.steps},
-                                          {"learning_rate", options.learning_rate},
-                                          {"batch_size", options.batch_size},
-                                          {"seed", options.seed},
-                                          {"model", engine_->t5.dir.string()},
-                                          {"source", "workbench"}};
-            RecordedRun run(engine_->workspace, request.save, "train-gate", settings);
+            RecordedTrainingRun run(runDatabase(request.save), kTrainGateRun,
+                                    trainingRunSettings(expert.name, data_path, request.options, origin));
             if (run.id() > 0) outcome.runs << run.id();
-            GateTrainer trainer(*engine_->t5.model, *engine_->t5.tokenizer, options);
             const TrainingControl control{
                 .progress =
                     [this, name](const TrainingProgress& p) {
-                        Q_EMIT trainingProgress(progressView("train-gate", name, p));
+                        Q_EMIT trainingProgress(progressView(kTrainGateRun, name, p));
                     },
                 .cancel = &cancel_};
-            LoraExpert gated = trainRecorded(
-                run, expert.name, "gate", [&] { return trainer.train(expert, data, control); },
-                [&] { return trainer.lastGood(); }, gateCurve);
+            LoraExpert gated = trainGateRecorded(*engine_->t5.model, *engine_->t5.tokenizer, request.options,
+                                                 expert, data, control, run);
             outcome.final_loss = gated.gate_record->final_loss;
             if (request.save) {
                 saveGate(gated, expert.dir);  // before the in-memory expert changes, so both agree on failure
@@ -428,13 +324,7 @@ void EngineWorker::trainGates(const GateTrainingRequest& request) {
             }
             outcome.experts << name;
         }
-    } catch (const TrainingCancelled& e) {
-        outcome.status = "cancelled";
-        outcome.message = firstLine(e);
-    } catch (const std::exception& e) {
-        outcome.status = "failed";
-        outcome.message = firstLine(e);
-    }
+    });
     if (request.save && !outcome.experts.isEmpty()) listLibrary();
     Q_EMIT trainingFinished(outcome);
     Q_EMIT idle();
@@ -442,9 +332,9 @@ void EngineWorker::trainGates(const GateTrainingRequest& request) {
 
 void EngineWorker::trainExpert(const ExpertTrainingRequest& request) {
     cancel_ = false;
-    TrainingOutcomeView outcome{.kind = "train-expert", .status = "finished"};
+    TrainingOutcomeView outcome{.kind = kTrainExpertRun, .status = "finished"};
     Q_EMIT busy(tr("Training expert %1 ...").arg(request.name));
-    try {
+    runTrainingJob(outcome, [&] {
         if (!engine_) throw Error("open a workspace before training an expert");
         if (engine_->library_dir.empty())
             throw Error("open a workspace or an expert library first: the new expert is saved into it");
@@ -454,35 +344,24 @@ void EngineWorker::trainExpert(const ExpertTrainingRequest& request) {
         settings.name = name;
         settings.lora.r = request.rank;
         settings.lora.lora_alpha = request.alpha;
-        settings.lora.base_model_name_or_path = baseModelName(engine_->experts, engine_->t5.dir);
-        settings.training.steps = request.steps;
-        settings.training.learning_rate = request.learning_rate;
-        settings.training.batch_size = request.batch_size;
-        settings.training.seed = request.seed;
+        settings.lora.base_model_name_or_path = libraryBaseModel(engine_->experts, engine_->t5.dir);
+        settings.training = request.options;
         validate(settings.training);
         const Dataset data = loadJsonl(request.dataset.toStdString());
-        const nlohmann::json recorded{{"expert", name},
-                                      {"data", data.path.string()},
-                                      {"rank", request.rank},
-                                      {"alpha", request.alpha},
-                                      {"steps", request.steps},
-                                      {"learning_rate", request.learning_rate},
-                                      {"batch_size", request.batch_size},
-                                      {"seed", request.seed},
-                                      {"model", engine_->t5.dir.string()},
-                                      {"source", "workbench"}};
-        RecordedRun run(engine_->workspace, true, "train-expert", recorded);
+        const RunOrigin origin{.model_dir = engine_->t5.dir.string(), .program = "workbench"};
+        RecordedTrainingRun run(
+            runDatabase(true), kTrainExpertRun,
+            trainingRunSettings(name, data.path, settings.training, origin, &settings.lora));
         if (run.id() > 0) outcome.runs << run.id();
-        ExpertTrainer trainer(*engine_->t5.model, *engine_->t5.tokenizer, settings);
         const QString shown = QString::fromStdString(name);
-        const TrainingControl control{.progress =
-                                          [this, shown](const TrainingProgress& p) {
-                                              Q_EMIT trainingProgress(progressView("train-expert", shown, p));
-                                          },
-                                      .cancel = &cancel_};
-        LoraExpert expert = trainRecorded(
-            run, name, "expert", [&] { return trainer.train(data, nullptr, control); },
-            [&] { return trainer.lastGood(); }, expertCurve);
+        const TrainingControl control{
+            .progress =
+                [this, shown](const TrainingProgress& p) {
+                    Q_EMIT trainingProgress(progressView(kTrainExpertRun, shown, p));
+                },
+            .cancel = &cancel_};
+        LoraExpert expert = trainExpertRecorded(*engine_->t5.model, *engine_->t5.tokenizer, settings, data,
+                                                nullptr, control, run);
         checkNewExpertName(name, engine_->library_dir);  // nothing appeared there while it trained
         expert.dir = engine_->library_dir / name;
         saveLoraExpert(expert, expert.dir);
@@ -495,28 +374,12 @@ void EngineWorker::trainExpert(const ExpertTrainingRequest& request) {
         // Views that know the library by its names (the Results view's methods) hear of the newcomer too.
         announceLibrary(QString::fromStdString(engine_->library_dir.string()));
         listLibrary();
-    } catch (const TrainingCancelled& e) {
-        outcome.status = "cancelled";
-        outcome.message = firstLine(e);
-    } catch (const std::exception& e) {
-        outcome.status = "failed";
-        outcome.message = firstLine(e);
-    }
+    });
     Q_EMIT trainingFinished(outcome);
     Q_EMIT idle();
 }
 
 // ---- Probe and Compare views ----
-
-QStringList EngineWorker::routingMethods() {
-    QStringList names;
-    for (const std::string& n : routingMethodNames()) names << QString::fromStdString(n);
-    return names;
-}
-
-bool EngineWorker::routingMethodIsTokenWise(const QString& method) {
-    return method == "phatgoose" || method == "arrow" || method == "average-activation";
-}
 
 ProbeResult EngineWorker::runProbe(const ProbeRequest& request) {
     if (!engine_) throw Error("open a model first");
@@ -524,11 +387,12 @@ ProbeResult EngineWorker::runProbe(const ProbeRequest& request) {
     spec.method = request.method.toStdString();
     spec.top_k = request.top_k;
     spec.expert = request.expert.toStdString();
-    if (spec.method == "single" && spec.expert.empty() && !engine_->experts.empty())
+    const RoutingMethod& method = routingMethod(spec.method);
+    if (method.names_an_expert && spec.expert.empty() && !engine_->experts.empty())
         spec.expert = engine_->experts.front().name;
     // Read on every probe rather than cached: training and opening libraries change the experts.
     std::unique_ptr<ExpertExamples> examples;
-    if (routingMethodNeedsExamples(spec.method) && !engine_->experts.empty())
+    if (method.needs_examples && !engine_->experts.empty())
         examples =
             std::make_unique<ExpertExamples>(loadExpertExamples(engine_->experts, *engine_->t5.tokenizer));
     ProbeOutcome outcome = probePrompt(engine_->t5, engine_->experts, spec, request.prompt.toStdString(),

@@ -7,51 +7,13 @@
 #include <QObject>
 #include <QString>
 #include <QStringList>
+#include <filesystem>
 #include <memory>
+#include <optional>
 
-#include "routing/routing_trace.h"
-#include "ui/evaluation_request.h"
-#include "ui/expert_messages.h"
+#include "ui/engine_messages.h"
 
 namespace phatgoose::ui {
-
-struct ModelSummaryView {
-    QString folder, family, shape, vocabulary, parameters, dtype, lora_sites;
-};
-
-struct WorkspaceTaskView {
-    QString name, role, description, example_prompt;  // role: "held-in" or "held-out"
-    bool multiple_choice = false;
-    QString train, valid, test;  // absolute paths; empty where the split does not exist
-};
-
-// What the GUI knows of an open workspace (store/workspace.h without the backend types).
-struct WorkspaceView {
-    QString root, name, model_dir, experts_dir, database, multitask_dir;
-    QList<WorkspaceTaskView> tasks;
-};
-
-struct ProbeRequest {
-    QString prompt;
-    QString method = "phatgoose";
-    int top_k = 2;
-    int max_new_tokens = 16;
-    QString expert;  // single: the expert applied everywhere (empty: the library's first)
-};
-
-struct ProbeResult {
-    QString output;
-    phatgoose::RoutingTrace trace;
-};
-
-// The Compare view: one prompt under two configurations (a.prompt is used for both).
-struct CompareRequest {
-    ProbeRequest a, b;
-};
-
-struct CompareResult {
-    ProbeResult a, b;
-};
 
 class EngineWorker : public QObject {
     Q_OBJECT
@@ -62,12 +24,6 @@ public:
     // Thread-safe: called directly from the GUI thread (not queued), so it reaches a long job that is
     // running on the engine thread. Every long job clears the flag when it starts and checks it often.
     void requestCancel() { cancel_ = true; }
-
-    // ---- Probe and Compare views ----
-    // Every routing method the engine knows (routingMethodNames()), and whether one routes every token to
-    // its top-k experts (so that k applies). Plain constant data: safe to call from the GUI thread.
-    static QStringList routingMethods();
-    static bool routingMethodIsTokenWise(const QString& method);
 
 public Q_SLOTS:
     // Opens the workspace's model and expert library, then announces it with workspaceOpened().
@@ -125,6 +81,8 @@ Q_SIGNALS:
     void compared(const phatgoose::ui::CompareResult& result);
 
 private:
+    // The database a training run is recorded in: the workspace's, when saving.
+    std::optional<std::filesystem::path> runDatabase(bool save) const;
     // Emits libraryOpened() with the names of the loaded experts.
     void announceLibrary(const QString& folder);
     struct Engine;  // the loaded model and experts; LibTorch stays in the .cpp
@@ -134,10 +92,3 @@ private:
 };
 
 }  // namespace phatgoose::ui
-
-Q_DECLARE_METATYPE(phatgoose::ui::WorkspaceView)
-Q_DECLARE_METATYPE(phatgoose::ui::ModelSummaryView)
-Q_DECLARE_METATYPE(phatgoose::ui::ProbeRequest)
-Q_DECLARE_METATYPE(phatgoose::ui::ProbeResult)
-Q_DECLARE_METATYPE(phatgoose::ui::CompareRequest)
-Q_DECLARE_METATYPE(phatgoose::ui::CompareResult)

@@ -10,7 +10,7 @@
 #include <QTabWidget>
 
 #include "ui/engine_worker.h"
-#include "ui/probe_view.h"
+#include "ui/probe/probe_view.h"
 
 // The shell
 #include <QDir>
@@ -19,13 +19,13 @@
 #include <QSettings>
 #include <QTimer>
 
-#include "ui/compare_view.h"
 #include "ui/demo_location.h"
-#include "ui/experts_view.h"
+#include "ui/experts/experts_view.h"
+#include "ui/experts/train_expert_dialog.h"
+#include "ui/experts/train_gate_dialog.h"
+#include "ui/probe/compare_view.h"
 #include "ui/recent_workspaces.h"
-#include "ui/results_view.h"
-#include "ui/train_expert_dialog.h"
-#include "ui/train_gate_dialog.h"
+#include "ui/results/results_view.h"
 
 namespace phatgoose::ui {
 
@@ -53,9 +53,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     form_->addRow(prompt);
     form_->addRow(open_workspace);
     probe_ = new ProbeView(tabs_);
+    // Every tab's widget has an object name: the saved layout remembers the tab by it, not by its
+    // (translated) title.
+    summary->setObjectName("model");
+    probe_->setObjectName("probe");
     tabs_->addTab(summary, tr("Model"));
     tabs_->addTab(probe_, tr("Prompt probe"));
     results_ = new ResultsView(tabs_);
+    results_->setObjectName("results");
     tabs_->addTab(results_, tr("Results"));
     setCentralWidget(tabs_);
     library_status_ = new QLabel(tr("no experts"), this);
@@ -108,6 +113,7 @@ void MainWindow::connectProbing() {
     qRegisterMetaType<CompareRequest>();
     qRegisterMetaType<CompareResult>();
     compare_ = new CompareView(tabs_);
+    compare_->setObjectName("compare");
     tabs_->insertTab(tabs_->indexOf(probe_) + 1, compare_, tr("Compare"));
     connect(compare_, &CompareView::compareRequested, worker_, &EngineWorker::compare);
     connect(worker_, &EngineWorker::compared, this, [this](const CompareResult& r) {
@@ -216,6 +222,7 @@ void MainWindow::buildShell() {
     qRegisterMetaType<TrainingProgressView>();
     qRegisterMetaType<TrainingOutcomeView>();
     experts_view_ = new ExpertsView(tabs_);
+    experts_view_->setObjectName("experts");
     tabs_->insertTab(1, experts_view_, tr("Experts"));  // after Model: what the workspace holds
     train_gate_ = new TrainGateDialog(this);
     train_expert_ = new TrainExpertDialog(this);
@@ -279,7 +286,7 @@ void MainWindow::connectShell() {
                                                         : tr("Training %1: %2").arg(o.status, o.message));
     });
     connect(tabs_, &QTabWidget::currentChanged, this,
-            [this](int index) { QSettings().setValue("window/tab", tabs_->tabText(index)); });
+            [this](int index) { QSettings().setValue("window/tab", tabs_->widget(index)->objectName()); });
 }
 
 void MainWindow::openStartupWorkspace() {
@@ -365,7 +372,7 @@ void MainWindow::restoreLayout() {
     if (tabs_->currentIndex() != 0) return;
     const QString tab = settings.value("window/tab").toString();
     for (int i = 0; i < tabs_->count(); ++i)
-        if (tabs_->tabText(i) == tab) tabs_->setCurrentIndex(i);
+        if (tabs_->widget(i)->objectName() == tab) tabs_->setCurrentIndex(i);
 }
 
 void MainWindow::saveLayout() const {

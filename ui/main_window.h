@@ -1,4 +1,6 @@
 #pragma once
+// The workbench's main window (the shell): the tabs of the views, the menus, the status bar, and the engine
+// thread with its worker. The only UI class that knows EngineWorker; it connects the views' requests to it.
 #include <QMainWindow>
 #include <QThread>
 

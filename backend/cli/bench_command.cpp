@@ -168,7 +168,8 @@ std::vector<LoraExpert> gatedExperts(const T5Config& config, int count) {
 void benchRouting(T5ModelImpl& m, nlohmann::json& r) {
     std::vector<LoraExpert> experts = gatedExperts(m.config(), 64);
     r["adapter_mb"] = double(experts.front().parameterBytes()) / 1e6;
-    auto router = makeRouter(m, experts, {.method = "phatgoose", .top_k = 2});
+    auto router =
+        makeRouter(m, experts, {.method = routingMethodName(RoutingMethodId::Phatgoose), .top_k = 2});
     experts.clear();  // the router holds the only copy of the experts' weights
     r["experts"] = 64;
     r["lora_kernels"] = loraIsaName(bestLoraIsa());

@@ -5,10 +5,7 @@
 
 #include "cli/command.h"
 #include "error.h"
-
-#ifndef PHATGOOSE_VERSION
-#define PHATGOOSE_VERSION "unknown"
-#endif
+#include "version.h"
 
 namespace phatgoose {
 namespace {

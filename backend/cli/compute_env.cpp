@@ -1,5 +1,6 @@
 // Threads and the BLAS behind LibTorch: Debian's LibTorch calls whatever libblas.so.3 the alternatives
-// system points at, and the reference BLAS is 30x slower than OpenBLAS on this machine (DESIGN §3).
+// system points at, and the reference BLAS is 30x slower than OpenBLAS on this machine (docs/ARCHITECTURE.md,
+// "Machine facts").
 #include <dlfcn.h>
 #include <link.h>
 #include <torch/torch.h>

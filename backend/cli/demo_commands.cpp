@@ -6,10 +6,7 @@
 #include "cli/interrupt_guard.h"
 #include "demo/demo_builder.h"
 #include "error.h"
-
-#ifndef PHATGOOSE_VERSION
-#define PHATGOOSE_VERSION "unknown"
-#endif
+#include "version.h"
 
 namespace phatgoose {
 namespace {

@@ -15,10 +15,7 @@
 #include "model/t5_loader.h"
 #include "routing/expert_examples.h"
 #include "store/results_store.h"
-
-#ifndef PHATGOOSE_VERSION
-#define PHATGOOSE_VERSION "unknown"
-#endif
+#include "version.h"
 
 namespace phatgoose {
 namespace {
@@ -224,10 +221,15 @@ void declareEval(QCommandLineParser& p) {
     p.addOption({{"model", "m"}, "Model folder in Hugging Face layout.", "DIR"});
     p.addOption({"experts", "Expert library folder.", "DIR"});
     p.addOption({"data", "A JSON Lines dataset; repeat, or list more files after it.", "FILE"});
+    const RoutingSpec defaults;
+    const QString method = QString::fromStdString(defaults.method), k = QString::number(defaults.top_k);
     p.addOption({"methods",
-                 "Comma-separated routing methods; single:NAME for one expert (default phatgoose).", "LIST",
-                 "phatgoose"});
-    p.addOption({"top-k", "Experts kept per token and module (default 2).", "K", "2"});
+                 QString::fromStdString("Comma-separated routing methods (" + routingMethodList() + "); " +
+                                        routingMethodName(RoutingMethodId::Single) +
+                                        ":NAME for one expert (default ") +
+                     method + ").",
+                 "LIST", method});
+    p.addOption({"top-k", "Experts kept per token and module (default " + k + ").", "K", k});
     p.addOption({"expert-data",
                  "Folder of <expert>.jsonl training files for retrieval and average-activation.", "DIR"});
     p.addOption({"batch", "Examples per forward pass (default 16).", "N", "16"});

@@ -168,7 +168,7 @@ std::vector<Command> modelCommands() {
              p.addOption(kJson);
              p.addOption(kThreads);
              generationFlags(p);
-             declareRoutingOptions(p, "phatgoose");
+             declareRoutingOptions(p);
              p.addPositionalArgument("TEXT", "The input text.");
          },
          runGenerate},
@@ -179,7 +179,7 @@ std::vector<Command> modelCommands() {
              p.addOption({"input-ids", "Encoder input ids, comma separated (e.g. 13,7,5,1).", "IDS"});
              p.addOption({"decoder-ids", "Decoder input ids, starting with the start token 0.", "IDS", "0"});
              p.addOption({"greedy", "Also decode greedily for at most N new tokens.", "N"});
-             declareRoutingOptions(p, "phatgoose");
+             declareRoutingOptions(p);
          },
          runLogits},
     };

@@ -109,7 +109,7 @@ std::vector<Command> routingCommands() {
                  p.addOption({"db", "Also save the routing trace in this results database.", "FILE"});
                  p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
                  p.addOption({"max-new-tokens", "Stop after this many new tokens (default 32).", "N", "32"});
-                 declareRoutingOptions(p, "phatgoose");
+                 declareRoutingOptions(p);
                  p.addPositionalArgument("TEXT", "The input text.");
              },
              runRoute}};

@@ -6,15 +6,17 @@
 
 namespace phatgoose {
 
-void declareRoutingOptions(QCommandLineParser& p, const QString& default_method) {
+void declareRoutingOptions(QCommandLineParser& p) {
+    const RoutingSpec defaults;
+    const QString default_method = QString::fromStdString(defaults.method);
+    const QString default_k = QString::number(defaults.top_k);
     p.addOption({"experts", "Expert library folder (a folder of PEFT adapter folders).", "DIR"});
     p.addOption({"adapter", "A PEFT LoRA adapter folder; repeat to form an ad-hoc library.", "DIR"});
-    p.addOption(
-        {"method",
-         "Routing method: base, single, merge, retrieval, average-activation, arrow, phatgoose (default " +
-             default_method + ").",
-         "NAME", default_method});
-    p.addOption({"top-k", "Experts kept per token and module (default 2).", "K", "2"});
+    p.addOption({"method",
+                 QString::fromStdString("Routing method: " + routingMethodList() + " (default ") +
+                     default_method + ").",
+                 "NAME", default_method});
+    p.addOption({"top-k", "Experts kept per token and module (default " + default_k + ").", "K", default_k});
     p.addOption({"expert", "The expert for --method single.", "NAME"});
     p.addOption({"expert-data",
                  "Folder of <expert>.jsonl training files (retrieval, average-activation); "
@@ -25,7 +27,7 @@ void declareRoutingOptions(QCommandLineParser& p, const QString& default_method)
 std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT5& t5, bool record_trace) {
     const QStringList adapters = ctx.parser.values("adapter");
     if (!ctx.parser.isSet("experts") && adapters.isEmpty()) {
-        if (ctx.parser.isSet("method") && ctx.value("method") != "base")
+        if (ctx.parser.isSet("method") && routingMethod(ctx.value("method")).needs_experts)
             throw Error("--method " + ctx.value("method") + " needs --experts DIR or --adapter DIR");
         return nullptr;
     }
@@ -40,14 +42,15 @@ std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT
     RoutingSpec spec;
     spec.method = ctx.value("method");
     // One adapter and no explicit method: apply it, as PEFT would.
-    if (!ctx.parser.isSet("method") && adapters.size() == 1) spec.method = "single";
+    if (!ctx.parser.isSet("method") && adapters.size() == 1)
+        spec.method = routingMethodName(RoutingMethodId::Single);
     spec.top_k = ctx.integer("top-k", 1);
     spec.expert =
         ctx.parser.isSet("expert") ? ctx.value("expert") : (experts.size() == 1 ? experts[0].name : "");
     spec.record_trace = record_trace;
     spec.record_scores = record_trace;
     std::unique_ptr<ExpertExamples> examples;
-    if (routingMethodNeedsExamples(spec.method)) {
+    if (routingMethod(spec.method).needs_examples) {
         if (!t5.tokenizer) t5.tokenizer = std::make_shared<Tokenizer>(Tokenizer::fromModelDir(t5.dir));
         examples = std::make_unique<ExpertExamples>(
             loadExpertExamples(experts, *t5.tokenizer, ctx.value("expert-data")));

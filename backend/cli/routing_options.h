@@ -9,7 +9,8 @@
 
 namespace phatgoose {
 
-void declareRoutingOptions(QCommandLineParser& parser, const QString& default_method);
+// Defaults from RoutingSpec.
+void declareRoutingOptions(QCommandLineParser& parser);
 
 // The router the options ask for, attached to t5's model; nullptr when no experts were named.
 std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT5& t5, bool record_trace);

@@ -10,17 +10,13 @@
 
 #include "cli/command.h"
 #include "cli/interrupt_guard.h"
+#include "data/dataset.h"
 #include "error.h"
-#include "eval/dataset.h"
 #include "experts/lora_expert.h"
 #include "model/t5_loader.h"
-#include "store/results_store.h"
+#include "store/workspace.h"
 #include "training/expert_trainer.h"
-#include "training/gate_trainer.h"
-
-#ifndef PHATGOOSE_VERSION
-#define PHATGOOSE_VERSION "unknown"
-#endif
+#include "training/training_session.h"
 
 namespace phatgoose {
 namespace {
@@ -106,29 +102,27 @@ LoraSettings loraSettings(const CommandContext& ctx, const fs::path& model_dir) 
 }
 
 // Divergence keeps the weights before the failing update; they are saved only when the user asked.
-template <typename Trainer, typename Save>
+template <typename Save>
 [[noreturn]] void reportDivergence(const TrainingDiverged& e, const CommandContext& ctx,
-                                   const Trainer& trainer, Save save) {
+                                   const LoraExpert& last, Save save) {
     if (!ctx.parser.isSet("save-last-good")) throw e;
-    save(trainer.lastGood());
+    save(last);
     throw Error(std::string(e.what()) + " (the weights before that step were saved)");
 }
 
 // With --db, the run and its loss curve go to that results database (the workspace's workbench.sqlite).
-void recordIfAsked(const CommandContext& ctx, const std::string& kind, const std::string& who,
-                   const std::string& curve_kind, const TrainingOptions& o,
-                   const std::vector<double>& curve) {
-    if (!ctx.parser.isSet("db")) return;
-    ResultsStore store(ctx.value("db"));
-    const nlohmann::json settings = {{"expert", who},
-                                     {"data", ctx.value("data")},
-                                     {"steps", o.steps},
-                                     {"learning_rate", o.learning_rate},
-                                     {"batch_size", o.batch_size},
-                                     {"seed", o.seed}};
-    const int64_t run =
-        recordTrainingRun(store, kind, who, curve_kind, settings.dump(), curve, PHATGOOSE_VERSION);
-    ctx.out << "loss curve recorded as run " << run << " in " << store.file().string() << "\n";
+std::optional<fs::path> runDatabase(const CommandContext& ctx) {
+    if (!ctx.parser.isSet("db")) return std::nullopt;
+    return fs::path(ctx.value("db"));
+}
+
+void reportRecorded(const CommandContext& ctx, const RecordedTrainingRun& run) {
+    if (auto db = run.database())
+        ctx.out << "loss curve recorded as run " << run.id() << " in " << db->string() << "\n";
+}
+
+RunOrigin cliOrigin(const fs::path& model_dir) {
+    return {.model_dir = model_dir.string(), .program = "cli"};
 }
 
 void runTrainExpert(CommandContext& ctx) {
@@ -153,13 +147,16 @@ void runTrainExpert(CommandContext& ctx) {
     PretrainedT5 t5 = loadPretrainedT5(model_dir);
 
     InterruptGuard interrupt;
-    ExpertTrainer trainer(*t5.model, *t5.tokenizer, settings);
-    LoraExpert expert;
+    RecordedTrainingRun run(runDatabase(ctx), kTrainExpertRun,
+                            trainingRunSettings(settings.name, data_path, settings.training,
+                                                cliOrigin(model_dir), &settings.lora));
+    LoraExpert expert, last;
     try {
-        expert = trainer.train(train, valid ? &*valid : nullptr,
-                               {progressPrinter(ctx.err, "train-expert"), interrupt.flag()});
+        expert =
+            trainExpertRecorded(*t5.model, *t5.tokenizer, settings, train, valid ? &*valid : nullptr,
+                                {progressPrinter(ctx.err, kTrainExpertRun), interrupt.flag()}, run, &last);
     } catch (const TrainingDiverged& e) {
-        reportDivergence(e, ctx, trainer, [&](const LoraExpert& last) { saveLoraExpert(last, out); });
+        reportDivergence(e, ctx, last, [&](const LoraExpert& weights) { saveLoraExpert(weights, out); });
     }
     saveLoraExpert(expert, out);
     const TrainingRecord& r = *expert.training_record;
@@ -168,56 +165,71 @@ void runTrainExpert(CommandContext& ctx) {
             << " examples, final loss " << r.final_loss;
     if (valid) ctx.out << ", best valid loss " << r.best_valid_loss;
     ctx.out << " -> " << out.string() << "\n";
-    recordIfAsked(ctx, "train-expert", expert.name, "expert", settings.training, r.loss_curve);
+    reportRecorded(ctx, run);
+}
+
+// The gate's data: --data, else the expert's own training data (its record, else the task of the workspace
+// the expert folder belongs to), found as the workbench finds it.
+fs::path gateData(const CommandContext& ctx, const LoraExpert& expert) {
+    if (ctx.parser.isSet("data")) return ctx.value("data");
+    const fs::path workspace_root = fs::absolute(expert.dir).lexically_normal().parent_path().parent_path();
+    std::optional<Workspace> workspace;
+    if (fs::is_regular_file(workspace_root / "workspace.json")) workspace = openWorkspace(workspace_root);
+    return gateTrainingData(expert, workspace ? &*workspace : nullptr);
 }
 
 void runTrainGate(CommandContext& ctx) {
     setComputeThreads(int(ctx.integer("threads", 0)));
     const fs::path model_dir = required(ctx, "model", "DIR");
     const fs::path expert_dir = required(ctx, "expert", "EXPERT_DIR");
-    const fs::path data_path = required(ctx, "data", "FILE");
     const TrainingOptions options = trainingOptions(ctx, gateTrainingDefaults());
     validate(options);
-    const Dataset data = loadJsonl(data_path, ctx.parser.isSet("skip-bad"));
     PretrainedT5 t5 = loadPretrainedT5(model_dir);
     const LoraExpert expert = loadLoraExpert(expert_dir, t5.config);
     if (expert.hasGate() && !ctx.parser.isSet("overwrite"))
         throw Error(expert_dir.string() + ": the expert already has a gate; pass --overwrite to retrain it");
+    const fs::path data_path = gateData(ctx, expert);
+    const Dataset data = loadJsonl(data_path, ctx.parser.isSet("skip-bad"));
 
     InterruptGuard interrupt;
-    GateTrainer trainer(*t5.model, *t5.tokenizer, options);
-    LoraExpert gated;
+    RecordedTrainingRun run(runDatabase(ctx), kTrainGateRun,
+                            trainingRunSettings(expert.name, data_path, options, cliOrigin(model_dir)));
+    LoraExpert gated, last;
     try {
-        gated = trainer.train(expert, data, {progressPrinter(ctx.err, "train-gate"), interrupt.flag()});
+        gated = trainGateRecorded(*t5.model, *t5.tokenizer, options, expert, data,
+                                  {progressPrinter(ctx.err, kTrainGateRun), interrupt.flag()}, run, &last);
     } catch (const TrainingDiverged& e) {
-        reportDivergence(e, ctx, trainer, [&](const LoraExpert& last) { saveGate(last, expert_dir); });
+        reportDivergence(e, ctx, last, [&](const LoraExpert& weights) { saveGate(weights, expert_dir); });
     }
     saveGate(gated, expert_dir);
     const GateRecord& r = *gated.gate_record;
     ctx.out << "trained the gate of '" << gated.name << "': " << gated.modules.size() << " modules, "
             << r.steps << " steps, loss " << r.loss_curve.front() << " -> " << r.final_loss << " -> "
             << expert_dir.string() << "\n";
-    recordIfAsked(ctx, "train-gate", gated.name, "gate", options, r.loss_curve);
+    reportRecorded(ctx, run);
 }
 
-void declareTrainingFlags(QCommandLineParser& p, const TrainingOptions& d) {
+// Every default comes from `d` (TrainingOptions or gateTrainingDefaults()): the help says what runs.
+void declareTrainingFlags(QCommandLineParser& p, const TrainingOptions& d, const char* data_help) {
     auto text = [](double v) { return QString::number(v); };
+    auto option = [&](const QString& name, const QString& help, const QString& value_name, double value) {
+        p.addOption({name, help + " (default " + text(value) + ").", value_name, text(value)});
+    };
     p.addOption({"model", "Base model folder in Hugging Face layout.", "DIR"});
-    p.addOption({"data", "Training examples, JSON Lines.", "FILE"});
-    p.addOption(
-        {"steps", "Optimizer updates (default " + text(double(d.steps)) + ").", "N", text(double(d.steps))});
-    p.addOption(
-        {"lr", "Peak learning rate (default " + text(d.learning_rate) + ").", "LR", text(d.learning_rate)});
-    p.addOption({"batch", "Examples per forward pass (default 8).", "N", "8"});
-    p.addOption({"accum", "Forward passes per update (default 1).", "N", "1"});
-    p.addOption({"seed", "Random seed (default 0).", "N", "0"});
-    p.addOption({"warmup", "Warm-up fraction of the steps (default 0.06).", "F", "0.06"});
-    p.addOption({"schedule", "After warm-up: constant or linear decay (default constant).", "constant|linear",
-                 "constant"});
-    p.addOption({"clip", "Gradient norm clipping; 0 = off (default 1.0).", "NORM", "1.0"});
-    p.addOption({"weight-decay", "AdamW weight decay (default 0).", "WD", "0"});
-    p.addOption({"max-input-tokens", "Truncate inputs to N tokens, eos kept (default 256).", "N", "256"});
-    p.addOption({"max-target-tokens", "Truncate targets to N tokens, eos kept (default 64).", "N", "64"});
+    p.addOption({"data", data_help, "FILE"});
+    option("steps", "Optimizer updates", "N", double(d.steps));
+    option("lr", "Peak learning rate", "LR", d.learning_rate);
+    option("batch", "Examples per forward pass", "N", double(d.batch_size));
+    option("accum", "Forward passes per update", "N", double(d.accumulation_steps));
+    option("seed", "Random seed", "N", double(d.seed));
+    option("warmup", "Warm-up fraction of the steps", "F", d.warmup_fraction);
+    const QString schedule = d.schedule == LearningRateSchedule::LinearDecay ? "linear" : "constant";
+    p.addOption({"schedule", "After warm-up: constant or linear decay (default " + schedule + ").",
+                 "constant|linear", schedule});
+    option("clip", "Gradient norm clipping; 0 = off", "NORM", d.max_grad_norm);
+    option("weight-decay", "AdamW weight decay", "WD", d.weight_decay);
+    option("max-input-tokens", "Truncate inputs to N tokens, eos kept", "N", double(d.max_input_tokens));
+    option("max-target-tokens", "Truncate targets to N tokens, eos kept", "N", double(d.max_target_tokens));
     p.addOption({"skip-bad", "Skip malformed dataset lines instead of failing."});
     p.addOption({"db", "Also record the run and its loss curve in this results database.", "FILE"});
     p.addOption({"save-last-good", "If training diverges, save the weights from before the failing step."});
@@ -228,22 +240,30 @@ void declareTrainingFlags(QCommandLineParser& p, const TrainingOptions& d) {
 
 std::vector<Command> trainingCommands() {
     return {
-        {"train-expert", "Train a LoRA expert on a JSON Lines dataset and save it as a PEFT adapter folder.",
+        {kTrainExpertRun, "Train a LoRA expert on a JSON Lines dataset and save it as a PEFT adapter folder.",
          [](QCommandLineParser& p) {
-             declareTrainingFlags(p, TrainingOptions{});
+             const TrainingOptions d;
+             declareTrainingFlags(p, d, "Training examples, JSON Lines.");
              p.addOption({"valid", "Validation examples; the best-validation weights are kept.", "FILE"});
-             p.addOption({"valid-every", "Steps between validation passes (default 50).", "N", "50"});
+             const QString every = QString::number(d.valid_every);
+             p.addOption(
+                 {"valid-every", "Steps between validation passes (default " + every + ").", "N", every});
              p.addOption({"out", "Expert folder to write.", "EXPERT_DIR"});
              p.addOption({"overwrite", "Replace an expert already in --out."});
-             p.addOption({"rank", "LoRA rank r (default 16).", "R", "16"});
-             p.addOption({"alpha", "LoRA alpha; scale = alpha / r (default 1).", "ALPHA", "1"});
+             const LoraSettings lora;
+             const QString rank = QString::number(lora.r), alpha = QString::number(lora.lora_alpha);
+             p.addOption({"rank", "LoRA rank r (default " + rank + ").", "R", rank});
+             p.addOption({"alpha", "LoRA alpha; scale = alpha / r (default " + alpha + ").", "ALPHA", alpha});
              p.addOption({"rslora", "Scale by alpha / sqrt(r) (rsLoRA)."});
              p.addOption({"targets", "Linear layers to adapt, e.g. q,k,v,o,wi,wo (default: all).", "LIST"});
          },
          runTrainExpert},
-        {"train-gate", "Train the PHATGOOSE gate of an expert on its training data and save it beside it.",
+        {kTrainGateRun, "Train the PHATGOOSE gate of an expert on its training data and save it beside it.",
          [](QCommandLineParser& p) {
-             declareTrainingFlags(p, gateTrainingDefaults());
+             declareTrainingFlags(
+                 p, gateTrainingDefaults(),
+                 "Training examples, JSON Lines (default: the expert's own training data, as "
+                 "its training record or its workspace task names it).");
              p.addOption({"expert", "Expert folder (PEFT adapter) whose gate to train.", "EXPERT_DIR"});
              p.addOption({"overwrite", "Retrain a gate the expert already has."});
          },

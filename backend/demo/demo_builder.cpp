@@ -161,7 +161,7 @@ Dataset pretrainingCorpus(const Build& b) {
 void recordTraining(const Build& b, const std::string& kind, const std::string& who, const json& settings,
                     const std::vector<double>& curve) {
     ResultsStore store(b.ws.database);
-    const std::string curve_kind = kind == "train-gate" ? "gate" : kind == "pretrain" ? "base" : "expert";
+    const std::string curve_kind = kind == kTrainGateRun ? "gate" : kind == "pretrain" ? "base" : "expert";
     recordTrainingRun(store, kind, who, curve_kind, settings.dump(), curve, b.options.version);
 }
 
@@ -221,7 +221,7 @@ LoraExpert trainOneExpert(Build& b, PretrainedT5& t5, const std::string& stage, 
         ExpertTrainer(*t5.model, *t5.tokenizer, settings).train(train, valid, b.control(stage, name));
     expert.training_record->dataset = relativeDataset(train.path, dir);
     saveLoraExpert(expert, dir);
-    recordTraining(b, "train-expert", name,
+    recordTraining(b, kTrainExpertRun, name,
                    {{"expert", name},
                     {"steps", steps},
                     {"learning_rate", s.expert_lr},
@@ -255,7 +255,7 @@ void trainGates(Build& b, PretrainedT5& t5) {
                                .train(expert, loadJsonl(t.train), b.control("gates", t.name));
         gated.gate_record->dataset = relativeDataset(t.train, dir);
         saveGate(gated, dir);
-        recordTraining(b, "train-gate", t.name,
+        recordTraining(b, kTrainGateRun, t.name,
                        {{"expert", t.name},
                         {"steps", o.steps},
                         {"learning_rate", o.learning_rate},
@@ -312,9 +312,11 @@ void evaluate(Build& b, PretrainedT5& t5) {
 
     // The multitask LoRA, as the single expert of its own library.
     const std::vector<LoraExpert> multitask = {loadLoraExpert(b.ws.multitask_dir, t5.config)};
-    EvalSettings upper{.methods = {{"multitask", RoutingSpec{.method = "single", .expert = "multitask"}}},
-                       .batch_size = 32,
-                       .max_new_tokens = 8};
+    EvalSettings upper{
+        .methods = {{"multitask", RoutingSpec{.method = routingMethodName(RoutingMethodId::Single),
+                                              .expert = "multitask"}}},
+        .batch_size = 32,
+        .max_new_tokens = 8};
     Evaluator reference(*t5.model, *t5.tokenizer, multitask);
     const json upper_extra{{"workspace", "demo"}, {"experts", "baselines/multitask"}};
     if (evaluateIntoStore(reference, store, datasets, upper, hooks,

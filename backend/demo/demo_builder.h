@@ -1,10 +1,10 @@
 #pragma once
-// `phatgoose demo build`: the demo workspace made from nothing (DESIGN §9). The synthetic task suite is
-// drawn, a sentencepiece tokenizer is trained on its text, a tiny T5 is pre-trained by span corruption on
-// the held-in tasks' text, one LoRA expert and one PHATGOOSE gate are trained per held-in task, a
-// multitask LoRA is trained on all held-in tasks at once, and every routing method is evaluated on every
-// task into the workspace's database. Everything happens in DIR.partial, renamed to DIR at the end, so a
-// failed or cancelled build leaves nothing half-made.
+// `phatgoose demo build`: the demo workspace made from nothing (docs/ARCHITECTURE.md, "The demo workspace").
+// The synthetic task suite is drawn, a sentencepiece tokenizer is trained on its text, a tiny T5 is
+// pre-trained by span corruption on the held-in tasks' text, one LoRA expert and one PHATGOOSE gate are
+// trained per held-in task, a multitask LoRA is trained on all held-in tasks at once, and every routing
+// method is evaluated on every task into the workspace's database. Everything happens in DIR.partial, renamed
+// to DIR at the end, so a failed or cancelled build leaves nothing half-made.
 #include <atomic>
 #include <cstdint>
 #include <filesystem>

@@ -51,8 +51,11 @@ Example corruptSpans(const std::string& text, std::mt19937_64& rng, const SpanCo
     for (size_t i = 0; i < words.size(); ++i) {
         const bool opens = drop[i] && (i == 0 || !drop[i - 1]);
         if (opens && spans < o.max_sentinels) {
-            input += (input.empty() ? "" : " ") + sentinel(spans);
-            target += (target.empty() ? "" : " ") + sentinel(spans);
+            const std::string mark = sentinel(spans);
+            for (std::string* side : {&input, &target}) {
+                if (!side->empty()) side->push_back(' ');
+                side->append(mark);
+            }
             ++spans;
         }
         std::string& side = drop[i] && spans <= o.max_sentinels ? target : input;

@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "eval/dataset.h"
+#include "data/dataset.h"
 
 namespace phatgoose {
 

@@ -1,15 +1,15 @@
 #pragma once
-// The demo's synthetic task suite (DESIGN §9): word and number tasks phrased as short instructions.
-// Held-in tasks get an expert each; every held-out task needs a skill that one held-in task teaches, asked
-// in another phrasing or answer format, so that zero-shot routing has something to find. The suite is a
-// fixed design: nothing in it was tuned on held-out results.
+// The demo's synthetic task suite (docs/ARCHITECTURE.md, "The demo workspace"): word and number tasks phrased
+// as short instructions. Held-in tasks get an expert each; every held-out task needs a skill that one held-in
+// task teaches, asked in another phrasing or answer format, so that zero-shot routing has something to find.
+// The suite is a fixed design: nothing in it was tuned on held-out results.
 #include <cstdint>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "eval/dataset.h"
+#include "data/dataset.h"
 #include "store/workspace.h"
 
 namespace phatgoose {

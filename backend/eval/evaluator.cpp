@@ -16,14 +16,8 @@ namespace {
 
 using Ids = std::vector<int64_t>;
 
-bool hasTopK(const std::string& method) {
-    return method == "phatgoose" || method == "arrow" || method == "average-activation";
-}
-
 std::string knownMethods() {
-    std::string list;
-    for (const auto& n : routingMethodNames()) list += (list.empty() ? "" : ", ") + n;
-    return list + ", single:NAME";
+    return routingMethodList() + ", " + routingMethodName(RoutingMethodId::Single) + ":NAME";
 }
 
 EvalMethod parseOneMethod(const std::string& item, int64_t top_k) {
@@ -32,16 +26,17 @@ EvalMethod parseOneMethod(const std::string& item, int64_t top_k) {
     m.spec.top_k = top_k;
     const size_t colon = item.find(':');
     m.spec.method = item.substr(0, colon);
+    const RoutingMethod* method = findRoutingMethod(m.spec.method);
+    if (!method)
+        throw Error("--methods: unknown routing method '" + item + "' (choose from " + knownMethods() + ")");
     if (colon != std::string::npos) {
         m.spec.expert = item.substr(colon + 1);
-        if (m.spec.method != "single")
-            throw Error("--methods: only 'single' takes an expert name, got '" + item + "'");
+        if (!method->names_an_expert)
+            throw Error("--methods: only '" + routingMethodName(RoutingMethodId::Single) +
+                        "' takes an expert name, got '" + item + "'");
     }
-    const auto& names = routingMethodNames();
-    if (std::find(names.begin(), names.end(), m.spec.method) == names.end())
-        throw Error("--methods: unknown routing method '" + item + "' (choose from " + knownMethods() + ")");
-    if (m.spec.method == "single" && m.spec.expert.empty())
-        throw Error("--methods: 'single' needs an expert name, as single:NAME");
+    if (method->names_an_expert && m.spec.expert.empty())
+        throw Error("--methods: '" + method->name + "' needs an expert name, as " + method->name + ":NAME");
     return m;
 }
 
@@ -107,14 +102,15 @@ void Evaluator::checkSettings(const EvalSettings& settings) const {
     if (settings.batch_size < 1) throw Error("evaluation: the batch size must be at least 1");
     // The cheap mistakes are caught before the first cell, so a grid does not fail half-way through.
     for (const EvalMethod& m : settings.methods) {
-        if (m.spec.method != "base" && experts_.empty())
+        const RoutingMethod& method = routingMethod(m.spec.method);
+        if (method.needs_experts && experts_.empty())
             throw Error("routing method '" + m.label + "' needs an expert library (--experts DIR)");
-        if (m.spec.method == "single" &&
+        if (method.names_an_expert &&
             std::none_of(experts_.begin(), experts_.end(),
                          [&](const LoraExpert& e) { return e.name == m.spec.expert; }))
             throw Error("routing method '" + m.label + "': the library has no expert named '" +
                         m.spec.expert + "'");
-        if (routingMethodNeedsExamples(m.spec.method) && !examples_)
+        if (method.needs_examples && !examples_)
             throw Error("routing method '" + m.label + "' needs the experts' training examples");
     }
 }
@@ -138,7 +134,8 @@ EvalResult Evaluator::run(const std::vector<Dataset>& datasets, const EvalSettin
         auto router = makeRouter(model_, experts_, method.spec, examples_);
         progress.state.method = method.label;
         for (size_t d = 0; d < datasets.size(); ++d) {
-            EvalCell cell{method.label, hasTopK(method.spec.method) ? method.spec.top_k : 0, d, {}};
+            EvalCell cell{
+                method.label, routingMethod(method.spec.method).uses_top_k ? method.spec.top_k : 0, d, {}};
             if (!scoreDataset(datasets[d], tokens[d], router.get(), settings, hooks, progress, cell.score)) {
                 result.cancelled = true;
                 return result;
@@ -234,7 +231,7 @@ std::unique_ptr<ExpertExamples> examplesNeededBy(const EvalSettings& settings,
                                                  const std::filesystem::path& override_dir) {
     const bool needed =
         std::any_of(settings.methods.begin(), settings.methods.end(),
-                    [](const EvalMethod& m) { return routingMethodNeedsExamples(m.spec.method); });
+                    [](const EvalMethod& m) { return routingMethod(m.spec.method).needs_examples; });
     if (!needed || experts.empty()) return nullptr;
     return std::make_unique<ExpertExamples>(loadExpertExamples(experts, tokenizer, override_dir));
 }

@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "eval/dataset.h"
+#include "data/dataset.h"
+#include "eval/eval_settings.h"
 #include "eval/metrics.h"
 #include "routing/router.h"
 #include "tokenizer/tokenizer.h"
@@ -18,21 +19,6 @@
 namespace phatgoose {
 
 class ResultsStore;
-
-struct EvalMethod {
-    std::string label;  // as the user wrote it: "phatgoose", "single:qa"
-    RoutingSpec spec;
-};
-
-// Parses "phatgoose,merge,single:qa". Throws phatgoose::Error on an empty list, an unknown method, a
-// `single` without an expert name, or a repeated entry.
-std::vector<EvalMethod> parseEvalMethods(const std::string& list, int64_t top_k);
-
-struct EvalSettings {
-    std::vector<EvalMethod> methods;
-    int64_t batch_size = 16;      // examples per forward pass
-    int64_t max_new_tokens = 32;  // generation (exact match) examples
-};
 
 struct EvalProgress {
     int64_t done = 0, total = 0;  // examples, over the whole grid

@@ -1,4 +1,6 @@
 #pragma once
+// A padded batch of token-id rows with its attention mask: how the model, the trainers and the evaluator
+// hand several inputs of different lengths to one forward pass.
 #include <torch/torch.h>
 
 #include <cstdint>

@@ -1,7 +1,8 @@
 #include "routing/expert_examples.h"
 
+#include "data/dataset.h"
 #include "error.h"
-#include "eval/dataset.h"
+#include "experts/expert_data.h"
 
 namespace phatgoose {
 namespace fs = std::filesystem;
@@ -10,10 +11,12 @@ namespace {
 
 fs::path datasetOf(const LoraExpert& expert, const fs::path& override_dir) {
     if (!override_dir.empty()) return override_dir / (expert.name + ".jsonl");
+    if (auto recorded = recordedTrainingData(expert)) return *recorded;
     if (!expert.training_record || expert.training_record->dataset.empty())
         throw Error("expert '" + expert.name + "' records no training dataset; pass the examples folder (" +
                     "<folder>/" + expert.name + ".jsonl) explicitly");
-    fs::path p(expert.training_record->dataset);
+    // Named but missing: reading it reports the file.
+    const fs::path p(expert.training_record->dataset);
     return p.is_absolute() ? p : expert.dir / p;
 }
 

@@ -1,4 +1,6 @@
 #pragma once
+// Each expert's training examples, tokenized: what the retrieval and average-activation routers are built
+// from.
 #include <filesystem>
 #include <vector>
 

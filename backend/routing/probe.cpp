@@ -7,7 +7,7 @@ namespace phatgoose {
 ProbeOutcome probeWithRouter(PretrainedT5& t5, Router& router, const std::string& prompt,
                              int64_t max_new_tokens) {
     const std::vector<int64_t> input = t5.tokenizer->encode(prompt);
-    router.trace().clearTokens();
+    router.clearTrace();
     router.beginBatch({input});
     GenerationOptions options;
     options.max_new_tokens = max_new_tokens;

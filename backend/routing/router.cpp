@@ -64,7 +64,7 @@ enum class ScoreRule { Standardized, AbsoluteDot };
 // matmul, then only the kept experts are applied.
 class TokenRouter : public LinearAdapter {
 public:
-    TokenRouter(ExpertStack stack, const torch::Tensor& keys, ScoreRule rule, int64_t k, SiteRouting* trace,
+    TokenRouter(ExpertStack stack, const torch::Tensor& keys, ScoreRule rule, int64_t k, SiteRecorder trace,
                 bool record_scores, bool dense)
         : stack_(std::move(stack)),
           rule_(rule),
@@ -174,7 +174,7 @@ private:
     torch::Tensor keys_;  // [N, d_in], standardised for ScoreRule::Standardized
     ScoreRule rule_;
     int64_t k_;
-    SiteRouting* trace_;
+    SiteRecorder trace_;
     bool record_scores_, dense_;
 };
 
@@ -187,7 +187,7 @@ struct RowChoice {
 // single and retrieval: every token of a batch row goes to the one expert chosen for that row.
 class RowRouter : public LinearAdapter {
 public:
-    RowRouter(ExpertStack stack, std::shared_ptr<const RowChoice> choice, SiteRouting* trace)
+    RowRouter(ExpertStack stack, std::shared_ptr<const RowChoice> choice, SiteRecorder trace)
         : stack_(std::move(stack)), choice_(std::move(choice)), trace_(trace) {}
 
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
@@ -220,7 +220,7 @@ private:
     }
     ExpertStack stack_;
     std::shared_ptr<const RowChoice> choice_;
-    SiteRouting* trace_;
+    SiteRecorder trace_;
 };
 
 // The top right-singular vector of B A (Arrow's router key), from the small [r, d_in] factor R_B A.
@@ -277,7 +277,7 @@ void Router::attach(const T5Linear& linear, std::shared_ptr<LinearAdapter> adapt
     attached_.emplace_back(linear, std::move(adapter));
 }
 
-SiteRouting& Router::addSite(const LinearSite& site, const std::vector<int64_t>& candidates, int64_t k) {
+SiteRecorder Router::addSite(const LinearSite& site, const std::vector<int64_t>& candidates, int64_t k) {
     SiteRouting s;
     s.site = site.path;
     s.block = site.block;
@@ -288,7 +288,7 @@ SiteRouting& Router::addSite(const LinearSite& site, const std::vector<int64_t>&
     s.decoder_tokens = site.stack == Stack::Decoder && !cross_kv;
     s.candidates.assign(candidates.begin(), candidates.end());
     trace_.sites.push_back(std::move(s));
-    return trace_.sites.back();
+    return SiteRecorder(&trace_, trace_.sites.size() - 1);
 }
 
 namespace {
@@ -296,13 +296,13 @@ namespace {
 class BaseRouter : public Router {
 public:
     BaseRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts)
-        : Router(model, "base", experts, 0) {}
+        : Router(model, routingMethodName(RoutingMethodId::Base), experts, 0) {}
 };
 
 class MergeRouter : public Router {
 public:
     MergeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts)
-        : Router(model, "merge", experts, 0) {
+        : Router(model, routingMethodName(RoutingMethodId::Merge), experts, 0) {
         torch::NoGradGuard no_grad;
         for (auto& [site, linear] : model.linears()) {
             std::vector<int64_t> ids;
@@ -327,7 +327,6 @@ public:
                 ScoreRule rule, bool need_gate, const KeyFn& key)
         : Router(model, spec.method, experts, spec.top_k) {
         trace_.record_scores = spec.record_scores;
-        reserveSites();
         torch::NoGradGuard no_grad;
         for (auto& [site, linear] : model.linears()) {
             std::vector<int64_t> ids;
@@ -336,7 +335,7 @@ public:
             std::vector<torch::Tensor> keys;
             for (size_t i = 0; i < covering.size(); ++i)
                 keys.push_back(key(site, ids[i], covering[i]->modules.at(site.path)));
-            SiteRouting* trace = spec.record_trace ? &addSite(site, ids, spec.top_k) : nullptr;
+            const SiteRecorder trace = spec.record_trace ? addSite(site, ids, spec.top_k) : SiteRecorder();
             auto router =
                 std::make_shared<TokenRouter>(ExpertStack(site.path, covering, ids), torch::stack(keys), rule,
                                               spec.top_k, trace, spec.record_scores, spec.dense_reference);
@@ -352,7 +351,6 @@ public:
     RowRoutedRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
                     std::vector<int64_t> usable)
         : Router(model, spec.method, experts, 1), choice_(std::make_shared<RowChoice>()) {
-        reserveSites();
         torch::NoGradGuard no_grad;
         for (auto& [site, linear] : model.linears()) {
             std::vector<const LoraExpert*> covering;
@@ -363,7 +361,7 @@ public:
                     ids.push_back(i);
                 }
             if (covering.empty()) continue;
-            SiteRouting* trace = spec.record_trace ? &addSite(site, ids, 1) : nullptr;
+            const SiteRecorder trace = spec.record_trace ? addSite(site, ids, 1) : SiteRecorder();
             auto router = std::make_shared<RowRouter>(ExpertStack(site.path, covering, ids), choice_, trace);
             bytes_ += router->bytes();
             attach(linear, router);
@@ -482,39 +480,22 @@ std::vector<std::map<std::string, torch::Tensor>> averageActivations(T5ModelImpl
 
 }  // namespace
 
-const std::vector<std::string>& routingMethodNames() {
-    static const std::vector<std::string> names{
-        "base", "single", "merge", "retrieval", "average-activation", "arrow", "phatgoose"};
-    return names;
-}
-
-bool routingMethodNeedsExamples(const std::string& method) {
-    return method == "retrieval" || method == "average-activation";
-}
-
 namespace {
 
 void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
               const ExpertExamples* examples) {
-    const auto& names = routingMethodNames();
-    if (std::find(names.begin(), names.end(), spec.method) == names.end()) {
-        std::string list;
-        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-        throw Error("unknown routing method '" + spec.method + "' (choose one of " + list + ")");
-    }
-    if (spec.method == "base") return;
+    const RoutingMethod& method = routingMethod(spec.method);
+    if (!method.needs_experts) return;
     if (experts.empty()) throw Error("routing method '" + spec.method + "' needs at least one expert");
-    const bool token_wise =
-        spec.method == "phatgoose" || spec.method == "arrow" || spec.method == "average-activation";
-    if (token_wise && (spec.top_k < 1 || spec.top_k > int64_t(experts.size())))
+    if (method.uses_top_k && (spec.top_k < 1 || spec.top_k > int64_t(experts.size())))
         throw Error("top-k must be between 1 and the number of experts (" + std::to_string(experts.size()) +
                     "), got " + std::to_string(spec.top_k));
-    if (spec.method == "phatgoose" &&
+    if (method.needs_gates &&
         std::none_of(experts.begin(), experts.end(), [](const LoraExpert& e) { return e.hasGate(); }))
-        throw Error("routing method 'phatgoose' needs experts with trained gates, and none of the " +
-                    std::to_string(experts.size()) +
+        throw Error("routing method '" + spec.method +
+                    "' needs experts with trained gates, and none of the " + std::to_string(experts.size()) +
                     " experts has one (train them with 'phatgoose train-gate')");
-    if (routingMethodNeedsExamples(spec.method)) {
+    if (method.needs_examples) {
         if (!examples || examples->inputs.size() != experts.size() ||
             examples->targets.size() != experts.size())
             throw Error("routing method '" + spec.method + "' needs each expert's training examples");
@@ -530,32 +511,40 @@ void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
 std::unique_ptr<Router> makeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts,
                                    const RoutingSpec& spec, const ExpertExamples* examples) {
     validate(experts, spec, examples);
-    const std::string& m = spec.method;
-    if (m == "base") return std::make_unique<BaseRouter>(model, experts);
-    if (m == "merge") return std::make_unique<MergeRouter>(model, experts);
-    if (m == "single") {
-        auto it = std::find_if(experts.begin(), experts.end(),
-                               [&](const LoraExpert& e) { return e.name == spec.expert; });
-        if (it == experts.end())
-            throw Error("routing method 'single': no expert named '" + spec.expert + "'");
-        return std::make_unique<RowRoutedRouter>(model, experts, spec,
-                                                 std::vector<int64_t>{int64_t(it - experts.begin())});
+    switch (routingMethod(spec.method).id) {
+        case RoutingMethodId::Base:
+            return std::make_unique<BaseRouter>(model, experts);
+        case RoutingMethodId::Merge:
+            return std::make_unique<MergeRouter>(model, experts);
+        case RoutingMethodId::Single: {
+            auto it = std::find_if(experts.begin(), experts.end(),
+                                   [&](const LoraExpert& e) { return e.name == spec.expert; });
+            if (it == experts.end())
+                throw Error("routing method '" + spec.method + "': no expert named '" + spec.expert + "'");
+            return std::make_unique<RowRoutedRouter>(model, experts, spec,
+                                                     std::vector<int64_t>{int64_t(it - experts.begin())});
+        }
+        case RoutingMethodId::Retrieval:
+            return std::make_unique<RetrievalRouter>(model, experts, spec, *examples);
+        case RoutingMethodId::Phatgoose:
+            return std::make_unique<KeyedRouter>(
+                model, experts, spec, ScoreRule::Standardized, true,
+                [](const LinearSite&, int64_t, const LoraModule& mod) { return mod.gate; });
+        case RoutingMethodId::Arrow:
+            return std::make_unique<KeyedRouter>(
+                model, experts, spec, ScoreRule::AbsoluteDot, false,
+                [](const LinearSite&, int64_t, const LoraModule& mod) { return arrowKey(mod); });
+        case RoutingMethodId::AverageActivation: {
+            auto means = std::make_shared<std::vector<std::map<std::string, torch::Tensor>>>(
+                averageActivations(model, experts, *examples));
+            return std::make_unique<KeyedRouter>(
+                model, experts, spec, ScoreRule::Standardized, false,
+                [means](const LinearSite& site, int64_t e, const LoraModule&) {
+                    return (*means)[size_t(e)].at(site.path);
+                });
+        }
     }
-    if (m == "retrieval") return std::make_unique<RetrievalRouter>(model, experts, spec, *examples);
-    if (m == "phatgoose")
-        return std::make_unique<KeyedRouter>(
-            model, experts, spec, ScoreRule::Standardized, true,
-            [](const LinearSite&, int64_t, const LoraModule& mod) { return mod.gate; });
-    if (m == "arrow")
-        return std::make_unique<KeyedRouter>(
-            model, experts, spec, ScoreRule::AbsoluteDot, false,
-            [](const LinearSite&, int64_t, const LoraModule& mod) { return arrowKey(mod); });
-    auto means = std::make_shared<std::vector<std::map<std::string, torch::Tensor>>>(
-        averageActivations(model, experts, *examples));
-    return std::make_unique<KeyedRouter>(model, experts, spec, ScoreRule::Standardized, false,
-                                         [means](const LinearSite& site, int64_t e, const LoraModule&) {
-                                             return (*means)[size_t(e)].at(site.path);
-                                         });
+    throw Error("routing method '" + spec.method + "' has no router");
 }
 
 }  // namespace phatgoose

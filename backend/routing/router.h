@@ -1,25 +1,17 @@
 #pragma once
 // Every routing method behind one interface. A Router attaches a LinearAdapter to each of the model's
 // linear layers that its experts cover, and detaches them when destroyed, so a model is never left routed
-// by accident. Methods: base, single, merge, retrieval, average-activation, arrow, phatgoose.
+// by accident. The methods are the rows of routing_methods.h.
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "experts/lora_expert.h"
 #include "model/t5_model.h"
+#include "routing/routing_methods.h"
 #include "routing/routing_trace.h"
 
 namespace phatgoose {
-
-struct RoutingSpec {
-    std::string method = "phatgoose";
-    int64_t top_k = 2;   // phatgoose, arrow, average-activation
-    std::string expert;  // single: the expert's name
-    bool record_trace = false;
-    bool record_scores = false;
-    bool dense_reference = false;  // apply every expert and mask (slow; tests prove the fast path equals it)
-};
 
 // Training examples of each expert (library order), tokenized: what retrieval (inputs) and
 // average-activation (inputs and targets) need. At most kMaxExamplesPerExpert of each are used.
@@ -29,8 +21,20 @@ struct ExpertExamples {
     std::vector<std::vector<std::vector<int64_t>>> targets;  // same shape
 };
 
-const std::vector<std::string>& routingMethodNames();
-bool routingMethodNeedsExamples(const std::string& method);
+// Where an adapter records its tokens' routing: the router's trace and the site's index in it. An index
+// rather than a pointer, so that adding further sites to the trace never invalidates an earlier adapter's.
+class SiteRecorder {
+public:
+    SiteRecorder() = default;  // records nothing
+    SiteRecorder(RoutingTrace* trace, size_t index) : trace_(trace), index_(index) {}
+    explicit operator bool() const { return trace_ != nullptr; }
+    SiteRouting& operator*() const { return trace_->sites[index_]; }
+    SiteRouting* operator->() const { return &trace_->sites[index_]; }
+
+private:
+    RoutingTrace* trace_ = nullptr;
+    size_t index_ = 0;
+};
 
 class Router {
 public:
@@ -39,7 +43,10 @@ public:
     Router& operator=(const Router&) = delete;
 
     const std::string& method() const { return trace_.method; }
-    RoutingTrace& trace() { return trace_; }
+    // What the adapters recorded. Read-only: its list of sites is fixed when the router is made.
+    const RoutingTrace& trace() const { return trace_; }
+    // Drops the recorded rows (keeping the sites), before the next input.
+    void clearTrace() { trace_.clearTokens(); }
     // Called with the batch's input ids before it is encoded; methods that route whole examples choose here.
     virtual void beginBatch(const std::vector<std::vector<int64_t>>& /*inputs*/) {}
     // Memory held for the experts (stacked A and B, merged deltas, keys).
@@ -53,9 +60,8 @@ protected:
     Router(T5ModelImpl& model, const std::string& method, const std::vector<LoraExpert>& experts,
            int64_t top_k);
     void attach(const T5Linear& linear, std::shared_ptr<LinearAdapter> adapter);
-    // A trace entry for a routed layer; adapters keep the pointer, so call reserveSites() first.
-    SiteRouting& addSite(const LinearSite& site, const std::vector<int64_t>& candidates, int64_t k);
-    void reserveSites() { trace_.sites.reserve(model_.linears().size()); }
+    // A trace entry for a routed layer, and the recorder its adapter writes through.
+    SiteRecorder addSite(const LinearSite& site, const std::vector<int64_t>& candidates, int64_t k);
     T5ModelImpl& model_;
     RoutingTrace trace_;
     int64_t bytes_ = 0;

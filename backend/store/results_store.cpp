@@ -378,13 +378,19 @@ std::vector<TraceRecord> ResultsStore::traces(std::optional<int64_t> run) const 
     return out;
 }
 
+void ResultsStore::addLossCurve(int64_t run, const std::string& who, const std::string& kind,
+                                const std::vector<double>& curve) {
+    if (curve.empty()) return;
+    std::vector<LossPoint> points;
+    for (size_t i = 0; i < curve.size(); ++i) points.push_back({who, kind, int64_t(i) + 1, curve[i]});
+    addLossCurve(run, points);
+}
+
 int64_t recordTrainingRun(ResultsStore& store, const std::string& kind, const std::string& who,
                           const std::string& curve_kind, const std::string& settings_json,
                           const std::vector<double>& curve, const std::string& version) {
     const int64_t run = store.beginRun(kind, settings_json, version);
-    std::vector<LossPoint> points;
-    for (size_t i = 0; i < curve.size(); ++i) points.push_back({who, curve_kind, int64_t(i) + 1, curve[i]});
-    store.addLossCurve(run, points);
+    store.addLossCurve(run, who, curve_kind, curve);
     store.finishRun(run, RunStatus::Finished);
     return run;
 }

@@ -1,9 +1,9 @@
 #pragma once
-// The workspace's results database (DESIGN §8): one SQLite file, `workbench.sqlite`, holding runs, metrics,
-// per-example predictions, loss curves and routing traces. Every write is a transaction, so a run killed
-// half-way keeps everything it wrote before and stays listed as unfinished (finished_at NULL, status
-// running). The schema is versioned (PRAGMA user_version) and migrated forward; a newer file is refused.
-// QtSql only: no LibTorch, no widgets.
+// The workspace's results database (docs/ARCHITECTURE.md, "Datasets and results"): one SQLite file,
+// `workbench.sqlite`, holding runs, metrics, per-example predictions, loss curves and routing traces. Every
+// write is a transaction, so a run killed half-way keeps everything it wrote before and stays listed as
+// unfinished (finished_at NULL, status running). The schema is versioned (PRAGMA user_version) and migrated
+// forward; a newer file is refused. QtSql only: no LibTorch, no widgets.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -79,6 +79,9 @@ public:
     // One method x dataset cell of an evaluation, written as one transaction.
     void addCell(int64_t run, const MetricRecord& metric, const std::vector<PredictionRecord>& predictions);
     void addLossCurve(int64_t run, const std::vector<LossPoint>& points);
+    // The curve as points 1..N of `kind` ("gate", "expert", "base") for `who`; nothing for an empty curve.
+    void addLossCurve(int64_t run, const std::string& who, const std::string& kind,
+                      const std::vector<double>& curve);
     int64_t saveTrace(std::optional<int64_t> run, const std::string& name, const std::string& json);
 
     std::vector<RunRecord> runs() const;  // oldest first

@@ -1,8 +1,8 @@
 #pragma once
-// A workspace: the folder a researcher works in (DESIGN §8-9) — a base model in Hugging Face layout, an
-// expert library, task datasets, an optional multitask baseline adapter, and the results database.
-// `workspace.json` describes it; a folder without one still opens when it has model/ and experts/.
-// No LibTorch, no Qt: the CLI, the GUI and the demo builder all read it.
+// A workspace: the folder a researcher works in (docs/ARCHITECTURE.md, "The demo workspace") — a base model
+// in Hugging Face layout, an expert library, task datasets, an optional multitask baseline adapter, and the
+// results database. `workspace.json` describes it; a folder without one still opens when it has model/ and
+// experts/. No LibTorch, no Qt: the CLI, the GUI and the demo builder all read it.
 //
 //   DIR/workspace.json
 //   DIR/model/                    config.json, model.safetensors, spiece.model

@@ -1,7 +1,8 @@
 #pragma once
 // The C boundary of the private sentencepiece shim (libphatgoose_spm.so). libsentencepiece carries its own
-// protobuf, which clashes with libtorch's (DESIGN §3), so only this shim links it and tokenizer.cpp loads
-// it with dlopen(RTLD_LOCAL | RTLD_DEEPBIND). Hence plain C: no C++ types and no exceptions cross here.
+// protobuf, which clashes with libtorch's (docs/ARCHITECTURE.md, "Machine facts"), so only this shim links it
+// and tokenizer.cpp loads it with dlopen(RTLD_LOCAL | RTLD_DEEPBIND). Hence plain C: no C++ types and no
+// exceptions cross here.
 //
 // Conventions: text and pieces are UTF-8 byte strings with explicit lengths (they may hold NUL bytes).
 // Buffers the shim hands out are malloc'ed and given back with phatgoose_spm_release(). Functions that can

@@ -1,7 +1,7 @@
 #pragma once
 // T5's sentencepiece tokenizer. libsentencepiece cannot share a process image with libtorch's protobuf
-// (DESIGN §3), so the real work happens in a private shim library (spm_shim.h) that this class loads with
-// dlopen(RTLD_LOCAL | RTLD_DEEPBIND). Nothing here links libsentencepiece.
+// (docs/ARCHITECTURE.md, "Machine facts"), so the real work happens in a private shim library (spm_shim.h)
+// that this class loads with dlopen(RTLD_LOCAL | RTLD_DEEPBIND). Nothing here links libsentencepiece.
 #include <cstdint>
 #include <filesystem>
 #include <memory>

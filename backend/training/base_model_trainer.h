@@ -1,7 +1,7 @@
 #pragma once
 // Training every weight of a T5 (pre-training the demo's base model): the same loop as the expert and gate
 // trainers, with all parameters trainable and updated in place.
-#include "eval/dataset.h"
+#include "data/dataset.h"
 #include "model/t5_model.h"
 #include "tokenizer/tokenizer.h"
 #include "training/training_loop.h"

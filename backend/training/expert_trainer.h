@@ -1,8 +1,9 @@
 #pragma once
-// Training a fresh LoRA expert on one task's dataset with the ordinary LM loss (DESIGN §5).
+// Training a fresh LoRA expert on one task's dataset with the ordinary LM loss (docs/ARCHITECTURE.md, "LoRA
+// experts").
 #include <string>
 
-#include "eval/dataset.h"
+#include "data/dataset.h"
 #include "experts/lora_expert.h"
 #include "model/t5_model.h"
 #include "tokenizer/tokenizer.h"

@@ -27,7 +27,7 @@ LoraExpert GateTrainer::train(const LoraExpert& expert, const Dataset& data, con
         // activation gradients only, never a weight gradient for A or B.
         m.A = m.A.detach();
         m.B = m.B.detach();
-        // Zeros: every gate starts at sigmoid(0) = 0.5 (DESIGN §6).
+        // Zeros: every gate starts at sigmoid(0) = 0.5 (docs/ARCHITECTURE.md, "PHATGOOSE gate training").
         // A column, so the forward pass needs no reshape; lastGood() hands out [d_in] vectors.
         m.gate = torch::zeros({m.A.size(1), 1}, torch::kFloat).set_requires_grad(true);  // [d_in, 1]
         gates.push_back(m.gate);

@@ -1,7 +1,8 @@
 #pragma once
-// PHATGOOSE gate training (DESIGN §6): one zero-initialised gate vector per LoRA module of a trained
-// expert, everything else frozen, trained with the LM loss on the expert's own training data.
-#include "eval/dataset.h"
+// PHATGOOSE gate training (docs/ARCHITECTURE.md, "PHATGOOSE gate training"): one zero-initialised gate vector
+// per LoRA module of a trained expert, everything else frozen, trained with the LM loss on the expert's own
+// training data.
+#include "data/dataset.h"
 #include "experts/lora_expert.h"
 #include "model/t5_model.h"
 #include "tokenizer/tokenizer.h"

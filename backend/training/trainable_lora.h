@@ -20,7 +20,8 @@ public:
     // and may be copied (transposed); one that does is read on every call.
     TrainableLora(torch::Tensor A, torch::Tensor B, double scale, torch::Tensor gate = {});
     // x: [batch, len, d_in], base: [batch, len, d_out]. Without a gate: base + s * B (A x); with one:
-    // base + sigmoid(x . gate) * s * B (A x), the gate weighing every token on its own (DESIGN §6).
+    // base + sigmoid(x . gate) * s * B (A x), the gate weighing every token on its own (docs/ARCHITECTURE.md,
+    // "PHATGOOSE gate training").
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override;
 
 private:

@@ -9,7 +9,7 @@
 #include <optional>
 #include <vector>
 
-#include "eval/dataset.h"
+#include "data/dataset.h"
 #include "model/t5_model.h"
 #include "tokenizer/tokenizer.h"
 #include "training/training_options.h"

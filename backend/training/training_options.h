@@ -16,8 +16,9 @@ enum class LearningRateSchedule {
     LinearDecay,  // warm-up, then linearly down towards zero at the last step
 };
 
-// Defaults are PHATGOOSE's expert-training settings (DESIGN §5) except the batch, which the paper sets to
-// 1024 and a laptop cannot; gateTrainingDefaults() gives §6's.
+// The one source of training defaults: the CLI's help and the workbench's dialogs read them from here.
+// Defaults are PHATGOOSE's expert-training settings (docs/ARCHITECTURE.md, "LoRA experts") except the
+// batch, which the paper sets to 1024 and a laptop cannot; gateTrainingDefaults() gives the gate's.
 struct TrainingOptions {
     int64_t steps = 1000;  // optimizer updates
     double learning_rate = 5e-3;
@@ -33,7 +34,12 @@ struct TrainingOptions {
     int64_t valid_every = 50;        // steps between validation passes, when there is a validation set
 };
 
-// PHATGOOSE's gate training (DESIGN §6): 100 steps, AdamW, lr 5e-3, 6 % warm-up, clipping at 1.0.
+// The kinds of run that training is recorded under in the results database.
+inline constexpr const char* kTrainGateRun = "train-gate";
+inline constexpr const char* kTrainExpertRun = "train-expert";
+
+// PHATGOOSE's gate training (docs/ARCHITECTURE.md, "PHATGOOSE gate training"): 100 steps, AdamW, lr 5e-3,
+// 6 % warm-up, clipping at 1.0.
 TrainingOptions gateTrainingDefaults();
 
 // Throws phatgoose::Error naming the first setting out of range.

@@ -7,7 +7,7 @@ if(NOT PHATGOOSE_CLANGXX)
                         "'clang' and 'libclang-rt-14-dev', or configure with -DPHATGOOSE_BUILD_FUZZ=OFF.")
 endif()
 
-set(PHATGOOSE_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c++17 -O1 -g)
+set(PHATGOOSE_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c++20 -O1 -g)
 
 # A missing runtime only shows when linking, so link a trivial fuzzer now rather than fail mid-build.
 if(NOT PHATGOOSE_FUZZ_RUNTIME_CHECKED STREQUAL PHATGOOSE_CLANGXX)

@@ -1,0 +1,139 @@
+#pragma once
+// Everything the views and the engine thread exchange, as plain data (Qt types and RoutingTrace; never
+// LibTorch): requests go to EngineWorker's slots, answers come back through its signals. Views include this
+// header, not engine_worker.h, so that only the shell (MainWindow) knows the worker.
+#include <QList>
+#include <QMetaType>
+#include <QString>
+#include <QStringList>
+#include <QVector>
+
+#include "eval/eval_settings.h"
+#include "experts/lora_settings.h"
+#include "routing/routing_methods.h"
+#include "routing/routing_trace.h"
+#include "training/training_options.h"
+
+namespace phatgoose::ui {
+
+// ---- The shell: workspaces and models ----
+
+struct ModelSummaryView {
+    QString folder, family, shape, vocabulary, parameters, dtype, lora_sites;
+};
+
+struct WorkspaceTaskView {
+    QString name, role, description, example_prompt;  // role: "held-in" or "held-out"
+    bool multiple_choice = false;
+    QString train, valid, test;  // absolute paths; empty where the split does not exist
+};
+
+// What the GUI knows of an open workspace (store/workspace.h without the backend types).
+struct WorkspaceView {
+    QString root, name, model_dir, experts_dir, database, multitask_dir;
+    QList<WorkspaceTaskView> tasks;
+};
+
+struct ProbeRequest {
+    QString prompt;
+    QString method = QString::fromStdString(RoutingSpec{}.method);
+    int top_k = int(RoutingSpec{}.top_k);
+    int max_new_tokens = 16;
+    QString expert;  // single: the expert applied everywhere (empty: the library's first)
+};
+
+struct ProbeResult {
+    QString output;
+    phatgoose::RoutingTrace trace;
+};
+
+// The Compare view: one prompt under two configurations (a.prompt is used for both).
+struct CompareRequest {
+    ProbeRequest a, b;
+};
+
+struct CompareResult {
+    ProbeResult a, b;
+};
+
+// ---- Results view: evaluations into the workspace's results database ----
+
+// The routing methods x datasets grid of `phatgoose eval`, written into the workspace's results database.
+struct EvaluationRequest {
+    QString database;     // the workspace's workbench.sqlite
+    QStringList methods;  // labels as `phatgoose eval --methods` takes them: "phatgoose", "single:qa"
+    int top_k = int(RoutingSpec{}.top_k);
+    QStringList datasets;  // JSON Lines files
+    int batch_size = int(EvalSettings{}.batch_size);
+    int max_new_tokens = int(EvalSettings{}.max_new_tokens);
+};
+
+// ---- Experts view and training dialogs ----
+
+// One row of the Experts table: ExpertLibrary::listing() plus the recorded loss curves.
+struct ExpertRowView {
+    QString name, task;
+    qint64 rank = 0;
+    double alpha = 0.0;
+    QStringList targets;
+    QString base_model;
+    bool has_gate = false;
+    bool has_gate_record = false;  // without one, gate_loss means nothing
+    double gate_loss = 0.0;
+    qint64 training_steps = 0;
+    qint64 modules = 0;
+    QString folder;
+    QVector<double> expert_curve;  // expert training: one loss per update
+    QVector<double> gate_curve;    // gate training: one loss per update
+};
+
+struct GateTrainingRequest {
+    QStringList experts;  // trained one after the other, each on its own data unless `dataset` is set
+    QString dataset;      // a JSON Lines file for every expert; empty: each expert's own training data
+    TrainingOptions options = gateTrainingDefaults();
+    // false: train and report, but write nothing (the gate, the database); for measurements.
+    bool save = true;
+};
+
+struct ExpertTrainingRequest {
+    QString name;     // the new expert's folder name in the library; an existing one is refused
+    QString dataset;  // JSON Lines
+    qint64 rank = LoraSettings{}.r;
+    double alpha = LoraSettings{}.lora_alpha;
+    TrainingOptions options;
+};
+
+// The run kinds of the training dialogs, as the results database records them (training_session.h).
+inline const QString kTrainGateKind = QString::fromUtf8(kTrainGateRun);
+inline const QString kTrainExpertKind = QString::fromUtf8(kTrainExpertRun);
+
+struct TrainingProgressView {
+    QString kind;  // kTrainGateKind or kTrainExpertKind, as in TrainingOutcomeView
+    QString expert;
+    qint64 step = 0, total = 0;
+    double loss = 0.0, learning_rate = 0.0, tokens_per_s = 0.0, eta_s = 0.0;
+};
+
+struct TrainingOutcomeView {
+    QString kind;             // kTrainGateKind or kTrainExpertKind
+    QString status;           // "finished", "cancelled" or "failed"
+    QString message;          // why it failed or was cancelled, for people
+    QStringList experts;      // the experts whose training finished (and was saved)
+    QList<qint64> runs;       // the results database's run ids, one per expert attempted; empty unsaved
+    double final_loss = 0.0;  // the last finished expert's
+};
+
+}  // namespace phatgoose::ui
+
+Q_DECLARE_METATYPE(phatgoose::ui::WorkspaceView)
+Q_DECLARE_METATYPE(phatgoose::ui::ModelSummaryView)
+Q_DECLARE_METATYPE(phatgoose::ui::ProbeRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::ProbeResult)
+Q_DECLARE_METATYPE(phatgoose::ui::CompareRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::CompareResult)
+Q_DECLARE_METATYPE(phatgoose::ui::ExpertRowView)
+Q_DECLARE_METATYPE(phatgoose::ui::GateTrainingRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::ExpertTrainingRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::TrainingProgressView)
+Q_DECLARE_METATYPE(phatgoose::ui::TrainingOutcomeView)
+Q_DECLARE_METATYPE(phatgoose::ui::EvaluationRequest)

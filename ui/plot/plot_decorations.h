@@ -1,0 +1,18 @@
+#pragma once
+// Layout pieces the probing views' plots share: a title row, a legend laid out as a row under it (so that it
+// never covers a bar), and the data range that centres a colour map's cells on 0..count-1.
+#include <QString>
+
+#include "ui/plot/qcustomplot_include.h"
+
+namespace phatgoose::ui {
+
+// Inserts a title as the plot layout's first row; call before placeLegendAbove.
+QCPTextElement* addPlotTitle(QCustomPlot* plot, const QString& text = {});
+// Moves the legend out of the axis rect into a row under the title, its entries side by side.
+void placeLegendAbove(QCustomPlot* plot);
+// QCPColorMapData's key or value range for `count` cells centred on 0..count-1 (one cell: -0.5..0.5, since
+// QCustomPlot draws a single cell across the whole range).
+QCPRange cellCentres(int count);
+
+}  // namespace phatgoose::ui

@@ -1,0 +1,255 @@
+#include "ui/probe/routing_heatmap.h"
+
+#include <QMouseEvent>
+#include <QToolTip>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
+
+#include "ui/plot/expert_palette.h"
+#include "ui/plot/plot_decorations.h"
+#include "ui/plot/plot_export.h"
+#include "ui/plot/qcustomplot_include.h"
+
+namespace phatgoose::ui {
+
+RoutingHeatmap::RoutingHeatmap(QWidget* parent) : QWidget(parent), plot_(new QCustomPlot(this)) {
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->addWidget(plot_);
+    map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
+    scale_ = new QCPColorScale(plot_);
+    plot_->plotLayout()->addElement(0, 1, scale_);
+    title_ = addPlotTitle(plot_);
+    scale_->setType(QCPAxis::atRight);
+    map_->setColorScale(scale_);
+    map_->setInterpolate(false);
+    auto* margins = new QCPMarginGroup(plot_);
+    plot_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    scale_->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    plot_->xAxis->setTickLabelRotation(60);
+    selection_ = new QCPItemRect(plot_);
+    selection_->setPen(QPen(QColor(0, 200, 255), 3));
+    selection_->setBrush(Qt::NoBrush);
+    selection_->setVisible(false);
+    current_row_ = new QCPItemRect(plot_);
+    current_row_->setPen(QPen(Qt::black, 1.5, Qt::DashLine));
+    current_row_->setBrush(Qt::NoBrush);
+    current_row_->setVisible(false);
+    message_ = new QCPItemText(plot_);
+    message_->position->setType(QCPItemPosition::ptAxisRectRatio);
+    message_->position->setCoords(0.5, 0.5);
+    message_->setVisible(false);
+    plot_->setMouseTracking(true);
+    connect(plot_, &QCustomPlot::mouseMove, this, &RoutingHeatmap::hover);
+    connect(plot_, &QCustomPlot::mousePress, this, &RoutingHeatmap::click);
+    addPlotExportMenu(plot_, "routing_heatmap");
+    drawEmpty(tr("Run a prompt to see which experts every token used."));
+}
+
+void RoutingHeatmap::setTrace(const phatgoose::RoutingTrace& trace) {
+    trace_ = trace;
+    site_ = trace_.sites.empty() ? -1 : 0;
+    selected_ = -1;
+    redraw();
+}
+
+void RoutingHeatmap::showSite(const QString& site_name) {
+    const SiteRouting* site = trace_.find(site_name.toStdString());
+    if (!site) return;
+    const int index = int(site - trace_.sites.data());
+    if (streamOf(*site) != stream_) selected_ = -1;  // a token of the other stream means nothing here
+    site_ = index;
+    redraw();
+}
+
+void RoutingHeatmap::setMode(Mode mode) {
+    mode_ = mode;
+    redraw();
+}
+
+void RoutingHeatmap::setScope(Scope scope) {
+    scope_ = scope;
+    redraw();
+}
+
+void RoutingHeatmap::selectToken(int token) {
+    selected_ = token;
+    placeSelection();
+    plot_->replot();
+}
+
+void RoutingHeatmap::redraw() {
+    cells_.clear();
+    row_sites_.clear();
+    token_labels_.clear();
+    if (site_ < 0) {
+        drawEmpty(trace_.method.empty() ? tr("Run a prompt to see which experts every token used.")
+                                        : tr("Method '%1' routes no tokens: it records no per-token routing.")
+                                              .arg(QString::fromStdString(trace_.method)));
+    } else {
+        stream_ = streamOf(trace_.sites[size_t(site_)]);
+        if (mode_ == Mode::ExpertWeights)
+            drawWeights(trace_.sites[size_t(site_)]);
+        else
+            drawTopExperts();
+    }
+    placeSelection();
+    plot_->replot();
+}
+
+void RoutingHeatmap::drawEmpty(const QString& why) {
+    map_->setVisible(false);
+    scale_->setVisible(false);
+    title_->setText(QString());
+    message_->setText(why);
+    message_->setVisible(true);
+    plot_->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTickerText));
+    plot_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTickerText));
+    plot_->xAxis->setLabel(QString());
+    plot_->yAxis->setLabel(QString());
+}
+
+void RoutingHeatmap::setTokenAxis(int tokens) {
+    QSharedPointer<QCPAxisTickerText> ticks(new QCPAxisTickerText);
+    for (int t = 0; t < tokens; ++t) {
+        token_labels_ << tokenPiece(trace_, stream_, t);
+        ticks->addTick(t, token_labels_.back());
+    }
+    plot_->xAxis->setTicker(ticks);
+    plot_->xAxis->setRange(-0.5, tokens - 0.5);
+    plot_->xAxis->setLabel(tr("%1 token (click to select)").arg(streamName(stream_)));
+}
+
+// Copies cells_ into the colour map; NaN cells (no such token) stay transparent.
+void RoutingHeatmap::fillMap(int rows, int tokens) {
+    map_->data()->setSize(tokens, rows);
+    map_->data()->setRange(cellCentres(tokens), cellCentres(rows));
+    for (int t = 0; t < tokens; ++t)
+        for (int r = 0; r < rows; ++r) {
+            const double v = cells_[size_t(r)][size_t(t)];
+            map_->data()->setCell(t, r, v < 0 ? std::nan("") : v);
+        }
+    plot_->yAxis->setRange(-0.5, rows - 0.5);
+    map_->setVisible(rows > 0 && tokens > 0);
+    scale_->setVisible(true);
+    message_->setVisible(false);
+}
+
+void RoutingHeatmap::drawWeights(const SiteRouting& site) {
+    const int tokens = int(site.tokens), experts = int(trace_.expert_names.size());
+    cells_.assign(size_t(experts), std::vector<double>(size_t(tokens), 0.0));
+    for (int t = 0; t < tokens; ++t)
+        for (int j = 0; j < site.k; ++j)
+            cells_[size_t(site.experts[size_t(t * site.k + j)])][size_t(t)] =
+                site.weights[size_t(t * site.k + j)];
+    setTokenAxis(tokens);
+    fillMap(experts, tokens);
+    QSharedPointer<QCPAxisTickerText> y_ticks(new QCPAxisTickerText);
+    for (int e = 0; e < experts; ++e)
+        y_ticks->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+    plot_->yAxis->setTicker(y_ticks);
+    plot_->yAxis->setLabel(tr("expert"));
+    map_->setGradient(QCPColorGradient(QCPColorGradient::gpThermal));
+    map_->setDataRange(QCPRange(0, 1));
+    scale_->axis()->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    scale_->axis()->setLabel(tr("routing weight"));
+    title_->setText(tr("Routing weights at %1").arg(QString::fromStdString(site.site)));
+}
+
+void RoutingHeatmap::drawTopExperts() {
+    const SiteRouting& current = trace_.sites[size_t(site_)];
+    row_sites_ = sitesOfStream(trace_, stream_, scope_ == Scope::SameKind ? current.kind : std::string());
+    const int tokens = streamLength(trace_, stream_), rows = int(row_sites_.size());
+    const int experts = int(trace_.expert_names.size());
+    cells_.assign(size_t(rows), std::vector<double>(size_t(tokens), -1.0));
+    QSharedPointer<QCPAxisTickerText> y_ticks(new QCPAxisTickerText);
+    for (int r = 0; r < rows; ++r) {
+        const SiteRouting& s = trace_.sites[size_t(row_sites_[size_t(r)])];
+        for (int t = 0; t < tokens; ++t) cells_[size_t(r)][size_t(t)] = topExpert(s, t);
+        y_ticks->addTick(r, shortSiteName(s));
+    }
+    setTokenAxis(tokens);
+    fillMap(rows, tokens);
+    plot_->yAxis->setTicker(y_ticks);
+    plot_->yAxis->setLabel(scope_ == Scope::SameKind ? tr("layer") : tr("module"));
+    QCPColorGradient gradient = expertGradient(experts);
+    gradient.setNanHandling(QCPColorGradient::nhTransparent);
+    map_->setGradient(gradient);
+    map_->setDataRange(expertDataRange(experts));
+    QSharedPointer<QCPAxisTickerText> names(new QCPAxisTickerText);
+    for (int e = 0; e < experts; ++e)
+        names->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+    scale_->axis()->setTicker(names);
+    scale_->axis()->setLabel(tr("top-1 expert"));
+    const QString what = scope_ == Scope::SameKind
+                             ? tr("%1 in every layer").arg(shortSiteName(current).section(' ', 1))
+                             : tr("every module");
+    title_->setText(tr("Top-1 expert of every %1 token: %2").arg(streamName(stream_), what));
+}
+
+void RoutingHeatmap::placeSelection() {
+    const int tokens = token_labels_.size();
+    const bool show = selected_ >= 0 && selected_ < tokens && !cells_.empty();
+    selection_->setVisible(show);
+    const double rows = double(cells_.size());
+    if (show) {
+        selection_->topLeft->setCoords(selected_ - 0.5, rows - 0.5);
+        selection_->bottomRight->setCoords(selected_ + 0.5, -0.5);
+    }
+    const auto row = std::find(row_sites_.begin(), row_sites_.end(), site_);
+    current_row_->setVisible(mode_ == Mode::TopExpert && row != row_sites_.end());
+    const double r = double(row - row_sites_.begin());
+    current_row_->topLeft->setCoords(-0.5, r + 0.5);
+    current_row_->bottomRight->setCoords(tokens - 0.5, r - 0.5);
+}
+
+const SiteRouting* RoutingHeatmap::siteOfRow(int row) const {
+    if (mode_ == Mode::ExpertWeights) return site_ >= 0 ? &trace_.sites[size_t(site_)] : nullptr;
+    if (row < 0 || row >= int(row_sites_.size())) return nullptr;
+    return &trace_.sites[size_t(row_sites_[size_t(row)])];
+}
+
+QString RoutingHeatmap::describeCell(int token, int row) const {
+    const SiteRouting* site = siteOfRow(row);
+    if (!site) return QString();
+    QString text = tr("token '%1' (%2 #%3)\nmodule %4\nkept: %5")
+                       .arg(tokenPiece(trace_, stream_, token), streamName(stream_))
+                       .arg(token)
+                       .arg(QString::fromStdString(site->site), keptSummary(trace_, *site, token));
+    if (mode_ == Mode::ExpertWeights && row >= 0 && row < int(trace_.expert_names.size()))
+        text += tr("\n%1: weight %2")
+                    .arg(QString::fromStdString(trace_.expert_names[size_t(row)]))
+                    .arg(cells_[size_t(row)][size_t(token)], 0, 'f', 3);
+    return text;
+}
+
+QPoint RoutingHeatmap::cellCentre(int token, int row) const {
+    return QPoint(int(plot_->xAxis->coordToPixel(token)), int(plot_->yAxis->coordToPixel(row)));
+}
+
+bool RoutingHeatmap::cellAt(const QPointF& pixel, int* token, int* row) const {
+    if (cells_.empty() || !plot_->axisRect()->rect().contains(pixel.toPoint())) return false;
+    *token = int(std::lround(plot_->xAxis->pixelToCoord(pixel.x())));
+    *row = int(std::lround(plot_->yAxis->pixelToCoord(pixel.y())));
+    return *token >= 0 && *token < token_labels_.size() && *row >= 0 && *row < int(cells_.size());
+}
+
+void RoutingHeatmap::hover(QMouseEvent* event) {
+    int token = 0, row = 0;
+    if (cellAt(event->position(), &token, &row))
+        QToolTip::showText(event->globalPosition().toPoint(), describeCell(token, row), plot_);
+    else
+        QToolTip::hideText();
+}
+
+void RoutingHeatmap::click(QMouseEvent* event) {
+    int token = 0, row = 0;
+    if (event->button() != Qt::LeftButton || !cellAt(event->position(), &token, &row)) return;
+    selectToken(token);
+    if (mode_ == Mode::TopExpert)
+        Q_EMIT moduleSelected(QString::fromStdString(trace_.sites[size_t(row_sites_[size_t(row)])].site));
+    Q_EMIT tokenSelected(stream_ == TokenStream::Decoder, token);
+}
+
+}  // namespace phatgoose::ui

@@ -1,0 +1,95 @@
+#include "ui/probe/routing_method_picker.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSpinBox>
+
+#include "routing/routing_methods.h"
+
+namespace phatgoose::ui {
+
+RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
+    method_ = new QComboBox(this);
+    QStringList tips;
+    for (const RoutingMethod& m : routingMethods()) {
+        const QString name = QString::fromStdString(m.name);
+        method_->addItem(name);
+        method_->setItemData(method_->count() - 1, QString::fromStdString(m.label + ": " + m.description),
+                             Qt::ToolTipRole);
+        tips << name + ": " + QString::fromStdString(m.description);
+    }
+    method_->setCurrentText(QString::fromStdString(defaultRoutingMethod()));
+    method_->setToolTip(tr("Routing method.") + "\n" + tips.join("\n"));
+    expert_ = new QComboBox(this);
+    expert_->setToolTip(tr("The expert that `single` applies everywhere"));
+    expert_->setMinimumContentsLength(8);
+    top_k_ = new QSpinBox(this);
+    top_k_->setRange(1, 64);
+    top_k_->setValue(int(RoutingSpec{}.top_k));
+    top_k_->setToolTip(tr("Experts kept per token and module (token-wise methods)"));
+    auto* layout = new QHBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->addWidget(method_);
+    layout->addWidget(new QLabel(tr("expert"), this));
+    layout->addWidget(expert_);
+    layout->addWidget(new QLabel(tr("k"), this));
+    layout->addWidget(top_k_);
+    connect(method_, &QComboBox::currentTextChanged, this, [this] {
+        updateEnabled();
+        Q_EMIT changed();
+    });
+    connect(expert_, &QComboBox::currentTextChanged, this, &RoutingMethodPicker::changed);
+    connect(top_k_, &QSpinBox::valueChanged, this, [this](int k) {
+        wanted_k_ = k;
+        Q_EMIT changed();
+    });
+    updateEnabled();
+}
+
+void RoutingMethodPicker::setExpertNames(const QStringList& names) {
+    const QString current = expert_->currentText();
+    expert_->clear();
+    expert_->addItems(names);
+    if (names.contains(current)) expert_->setCurrentText(current);
+    if (!names.isEmpty()) {  // an empty list (a model without experts yet) leaves k alone
+        const QSignalBlocker quiet(top_k_);
+        top_k_->setMaximum(int(names.size()));
+        top_k_->setValue(std::min(wanted_k_, int(names.size())));
+    }
+    updateEnabled();
+}
+
+void RoutingMethodPicker::setMethod(const QString& method) {
+    method_->setCurrentText(method);
+}
+void RoutingMethodPicker::setTopK(int k) {
+    top_k_->setValue(k);
+}
+void RoutingMethodPicker::setExpert(const QString& name) {
+    expert_->setCurrentText(name);
+}
+
+QString RoutingMethodPicker::method() const {
+    return method_->currentText();
+}
+namespace {
+const RoutingMethod& methodNamed(const QString& name) {
+    return routingMethod(name.toStdString());
+}
+}  // namespace
+
+QString RoutingMethodPicker::expert() const {
+    return methodNamed(method()).names_an_expert ? expert_->currentText() : QString();
+}
+int RoutingMethodPicker::topK() const {
+    return top_k_->value();
+}
+
+void RoutingMethodPicker::updateEnabled() {
+    const RoutingMethod& m = methodNamed(method());
+    expert_->setEnabled(m.names_an_expert && expert_->count() > 0);
+    top_k_->setEnabled(m.uses_top_k);
+}
+
+}  // namespace phatgoose::ui
