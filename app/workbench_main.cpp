@@ -8,6 +8,7 @@
 #include "routing/routing_methods.h"
 #include "ui/main_window.h"
 #include "ui/probe/probe_view.h"
+#include "version.h"
 
 // The shell: start-up and --measure-stall
 #include <QDir>
@@ -75,32 +76,64 @@ void measureStall(phatgoose::ui::MainWindow& window) {
 
 }  // namespace
 
+// The command line, parsed before any QApplication exists: --help, --version and a bad option must work
+// (and exit) on a machine without a display, where creating the GUI application would abort.
+struct WorkbenchOptions {
+    QCommandLineParser parser;
+    QCommandLineOption measure_stall{
+        "measure-stall",
+        "Open WORKSPACE, train the first expert's gate for 50 steps (saving "
+        "nothing) and print the GUI event loop's longest stall (longest_stall_ms), "
+        "then quit.",
+        "WORKSPACE"};
+    QCommandLineOption probe{"probe", "Run the prompt probe on TEXT once the model is open.", "TEXT"};
+    QCommandLineOption method{"method",
+                              "Routing method for --probe (default " +
+                                  QString::fromStdString(phatgoose::defaultRoutingMethod()) + ").",
+                              "NAME", QString::fromStdString(phatgoose::defaultRoutingMethod())};
+    QCommandLineOption screenshot{"screenshot", "Save the window to PNG after --probe, then quit.", "FILE"};
+
+    WorkbenchOptions() {
+        parser.setApplicationDescription("PHATGOOSE Workbench: routing among LoRA experts on T5.");
+        parser.addHelpOption();
+        parser.addVersionOption();
+        parser.addPositionalArgument(
+            "WORKSPACE_DIR",
+            "A workspace to open (optional; default: the last one, else the demo). A "
+            "T5 model folder (with config.json) opens as a bare model instead.");
+        parser.addPositionalArgument("EXPERTS_DIR",
+                                     "With a model folder: an expert library for it (optional).");
+        parser.addOptions({probe, method, screenshot, measure_stall});
+    }
+};
+
 int main(int argc, char** argv) {
+    QCoreApplication::setApplicationName("phatgoose-workbench");
+    QCoreApplication::setApplicationVersion(PHATGOOSE_VERSION);
+    QCoreApplication::setOrganizationName("phatgoose");
+    WorkbenchOptions options;
+    QStringList arguments;
+    for (int i = 0; i < argc; ++i) arguments << QString::fromLocal8Bit(argv[i]);
+    if (!options.parser.parse(arguments)) {
+        std::fprintf(stderr, "phatgoose-workbench: %s\n", qPrintable(options.parser.errorText()));
+        return 2;
+    }
+    if (options.parser.isSet("help")) {
+        std::fputs(qPrintable(options.parser.helpText()), stdout);
+        return 0;
+    }
+    if (options.parser.isSet("version")) {
+        std::printf("phatgoose-workbench %s\n", PHATGOOSE_VERSION);
+        return 0;
+    }
+    const QCommandLineParser& parser = options.parser;
+    const QCommandLineOption &measure_stall = options.measure_stall, &probe = options.probe,
+                             &method = options.method, &screenshot = options.screenshot;
+
     QApplication app(argc, argv);
-    QApplication::setApplicationName("phatgoose-workbench");
-    QApplication::setOrganizationName("phatgoose");
     // Ties windows to the installed desktop entry (Wayland app id, task bars) and its icon.
     QGuiApplication::setDesktopFileName("io.github.phatgoose.Workbench");
     QApplication::setWindowIcon(QIcon::fromTheme("io.github.phatgoose.Workbench"));
-    QCommandLineParser parser;
-    parser.setApplicationDescription("PHATGOOSE Workbench: routing among LoRA experts on T5.");
-    parser.addHelpOption();
-    parser.addPositionalArgument("WORKSPACE_DIR",
-                                 "A workspace to open (optional; default: the last one, else the demo). A T5 "
-                                 "model folder (with config.json) opens as a bare model instead.");
-    parser.addPositionalArgument("EXPERTS_DIR", "With a model folder: an expert library for it (optional).");
-    QCommandLineOption measure_stall(
-        "measure-stall",
-        "Open WORKSPACE, train the first expert's gate for 50 steps (saving nothing) and print the GUI "
-        "event loop's longest stall (longest_stall_ms), then quit.",
-        "WORKSPACE");
-    QCommandLineOption probe("probe", "Run the prompt probe on TEXT once the model is open.", "TEXT");
-    const QString default_method = QString::fromStdString(phatgoose::defaultRoutingMethod());
-    QCommandLineOption method("method", "Routing method for --probe (default " + default_method + ").",
-                              "NAME", default_method);
-    QCommandLineOption screenshot("screenshot", "Save the window to PNG after --probe, then quit.", "FILE");
-    parser.addOptions({probe, method, screenshot, measure_stall});
-    parser.process(app);
 
     phatgoose::ui::MainWindow window;
     window.show();

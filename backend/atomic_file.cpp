@@ -1,6 +1,8 @@
 #include "atomic_file.h"
 
 #include <fcntl.h>
+#include <stdio.h>   // renameat2, RENAME_EXCHANGE
+#include <stdlib.h>  // mkdtemp
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,6 +150,30 @@ void syncFolder(const std::filesystem::path& target) {
     if (result != 0 && error != EINVAL) failWrite(target, "fsync of its folder failed", error);
 }
 
+// Writes a temporary beside `path` through `write` and fsyncs it; the caller renames it.
+std::unique_ptr<TemporaryFile> writeTemporary(const std::filesystem::path& path,
+                                              const std::function<void(std::ostream&)>& write) {
+    auto temporary = std::make_unique<TemporaryFile>(path);
+    {
+        FdStreamBuf buffer(temporary->fd());
+        std::ostream out(&buffer);
+        write(out);
+        out.flush();
+        if (buffer.error() != 0) failWrite(path, "write failed", buffer.error());
+        if (!out) failWrite(path, "the output stream failed", EIO);
+    }
+    temporary->syncAndClose();
+    return temporary;
+}
+
+[[noreturn]] void failFolder(const std::filesystem::path& target, const std::string& step, int error) {
+    throw Error("cannot write the folder '" + target.string() + "': " + step + ": " + std::strerror(error));
+}
+
+std::filesystem::path folderOf(const std::filesystem::path& target) {
+    return target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+}
+
 }  // namespace
 
 void writeFileAtomically(const std::filesystem::path& path, std::string_view bytes) {
@@ -157,18 +183,94 @@ void writeFileAtomically(const std::filesystem::path& path, std::string_view byt
 }
 
 void writeFileAtomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write) {
-    TemporaryFile temporary(path);
-    {
-        FdStreamBuf buffer(temporary.fd());
-        std::ostream out(&buffer);
-        write(out);
-        out.flush();
-        if (buffer.error() != 0) failWrite(path, "write failed", buffer.error());
-        if (!out) failWrite(path, "the output stream failed", EIO);
-    }
-    temporary.syncAndClose();
-    temporary.renameOverTarget();
+    writeTemporary(path, write)->renameOverTarget();
     syncFolder(path);
+}
+
+struct FileTransaction::Staged {
+    std::filesystem::path target;
+    std::unique_ptr<TemporaryFile> file;
+};
+
+FileTransaction::FileTransaction() = default;
+FileTransaction::~FileTransaction() = default;  // uncommitted temporaries unlink themselves
+
+void FileTransaction::write(const std::filesystem::path& path, std::string_view bytes) {
+    write(path, [bytes](std::ostream& out) {
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    });
+}
+
+void FileTransaction::write(const std::filesystem::path& path,
+                            const std::function<void(std::ostream&)>& write) {
+    staged_.push_back(std::make_unique<Staged>(Staged{path, writeTemporary(path, write)}));
+}
+
+void FileTransaction::remove(const std::filesystem::path& path) {
+    removals_.push_back(path);
+}
+
+void FileTransaction::commit() {
+    // Renames in a folder need no space, so once every file is written the rest cannot fail for lack of it.
+    for (auto& s : staged_) s->file->renameOverTarget();
+    for (const auto& path : removals_)
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            failWrite(path, "cannot remove the old file", errno);
+    for (auto& s : staged_) syncFolder(s->target);
+    for (const auto& path : removals_) syncFolder(path);
+    staged_.clear();
+    removals_.clear();
+}
+
+std::filesystem::path makeStagingFolder(const std::filesystem::path& target, const std::string& tag) {
+    const std::string name = target.filename().string().substr(0, 180);
+    std::string pattern = (folderOf(target) / ("." + name + ".tmp-" + tag + "-XXXXXX")).string();
+    if (!::mkdtemp(pattern.data())) failFolder(target, "cannot create a folder beside it", errno);
+    return pattern;
+}
+
+void replaceFolder(const std::filesystem::path& target, const std::filesystem::path& staged) {
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::symlink_status(target, ec))) {
+        if (::rename(staged.c_str(), target.c_str()) != 0) failFolder(target, "rename failed", errno);
+        syncFolder(target);
+        return;
+    }
+    // One atomic step: afterwards `staged` holds the old folder.
+    if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS) failFolder(target, "cannot swap in the new folder", errno);
+        // A file system without RENAME_EXCHANGE: the old folder steps aside, the new one takes its name.
+        const std::filesystem::path aside = makeStagingFolder(target, "old");
+        if (::rename(target.c_str(), aside.c_str()) != 0) {
+            const int error = errno;
+            ::rmdir(aside.c_str());
+            failFolder(target, "cannot move the old folder aside", error);
+        }
+        if (::rename(staged.c_str(), target.c_str()) != 0) {
+            const int error = errno;
+            ::rename(aside.c_str(), target.c_str());  // put the old one back
+            failFolder(target, "rename failed", error);
+        }
+        std::filesystem::remove_all(aside, ec);
+        syncFolder(target);
+        return;
+    }
+    syncFolder(target);
+    std::filesystem::remove_all(staged, ec);  // the old contents; a leftover costs space, not data
+}
+
+void writeFolderAtomically(const std::filesystem::path& target,
+                           const std::function<void(const std::filesystem::path&)>& fill) {
+    const std::filesystem::path staged = makeStagingFolder(target, "new");
+    try {
+        fill(staged);
+        syncFolder(staged / ".");
+        replaceFolder(target, staged);
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove_all(staged, ec);
+        throw;
+    }
 }
 
 }  // namespace phatgoose

@@ -357,12 +357,13 @@ private Q_SLOTS:
     void cliErrorsAreOneLine_data() {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("expected");
+        QTest::addColumn<int>("code");  // 2: the command line itself is wrong; 1: anything else
         const QString data = QString::fromStdString((root_ / "choose.jsonl").string());
         const QString model = QString::fromStdString(model_dir_.string());
         const QString db = QString::fromStdString((root_ / "errors.sqlite").string());
         QTest::newRow("bad method") << QStringList{"eval",      "--model", model,  "--data", data,
                                                    "--methods", "bogus",   "--db", db}
-                                    << "unknown routing method 'bogus'";
+                                    << "unknown routing method 'bogus'" << 1;
         QTest::newRow("db in a missing folder")
             << QStringList{"eval",
                            "--model",
@@ -373,31 +374,32 @@ private Q_SLOTS:
                            "base",
                            "--db",
                            QString::fromStdString((root_ / "nowhere" / "w.sqlite").string())}
-            << "cannot open";
+            << "cannot open" << 1;
         QTest::newRow("db is a folder")
             << QStringList{"eval",   "--model", model,
                            "--data", data,      "--methods",
                            "base",   "--db",    QString::fromStdString(root_.string())}
-            << "is a folder";
+            << "is a folder" << 1;
         QTest::newRow("no db") << QStringList{"eval", "--model", model, "--data", data, "--methods", "base"}
-                               << "--db FILE is required";
+                               << "--db FILE is required" << 2;
         QTest::newRow("results of a missing db")
             << QStringList{"results", "--db", QString::fromStdString((root_ / "absent.sqlite").string())}
-            << "no such results database";
+            << "no such results database" << 1;
         QTest::newRow("unknown format")
-            << QStringList{"results", "--db", db, "--format", "xml"} << "--format";
+            << QStringList{"results", "--db", db, "--format", "xml"} << "--format" << 2;
         QTest::newRow("unknown run") << QStringList{"results", "--db",
                                                     QString::fromStdString((root_ / "cli.sqlite").string()),
                                                     "--run", "99"}
-                                     << "no run with id 99";
+                                     << "no run with id 99" << 1;
     }
     void cliErrorsAreOneLine() {
         QFETCH(QStringList, args);
         QFETCH(QString, expected);
+        QFETCH(int, code);
         std::vector<std::string> argv;
         for (const QString& a : args) argv.push_back(a.toStdString());
         Run r = cli(argv);
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.code, code);
         QCOMPARE(std::count(r.err.begin(), r.err.end(), '\n'), 1L);
         QVERIFY2(QString::fromStdString(r.err).contains(expected), r.err.c_str());
     }

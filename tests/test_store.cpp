@@ -1,5 +1,7 @@
 // The results database: round trips, crash safety (a run killed half-way), and every way opening it can
 // go wrong, each a clear phatgoose::Error naming the file.
+#include <sys/wait.h>
+#include <unistd.h>
 #include <QSqlDatabase>
 #include <QSqlQuery>
 #include <QTemporaryDir>
@@ -125,6 +127,89 @@ private Q_SLOTS:
         QVERIFY(record->finished_at.empty());
         QCOMPARE(store.metrics(run).size(), size_t(1));
         QCOMPARE(store.predictions(run).size(), size_t(3));
+    }
+
+    // A run whose process is gone reads as interrupted; one whose process lives (this one) stays running, and
+    // so does one begun on another host, which this machine cannot check.
+    void aRunWhoseProcessIsGoneIsInterrupted() {
+        const fs::path file = freshFile();
+        ResultsStore store(file);
+        const int64_t mine = store.beginRun("eval", "{}", "0.1.0");
+        const int64_t gone = store.beginRun("train-gate", "{}", "0.1.0");
+        const int64_t elsewhere = store.beginRun("eval", "{}", "0.1.0");
+        QCOMPARE(store.run(mine)->pid, int64_t(getpid()));
+        QVERIFY(!store.run(mine)->host.empty());
+        const pid_t child = fork();
+        if (child == 0) _exit(0);
+        QVERIFY(child > 0);
+        int status = 0;
+        QCOMPARE(waitpid(child, &status, 0), child);  // reaped: no process has this pid now
+        rawSql(file, QString("UPDATE runs SET pid = %1 WHERE id = %2").arg(child).arg(gone));
+        rawSql(file, QString("UPDATE runs SET host = 'another-host' WHERE id = %1").arg(elsewhere));
+        // The same pid with another start time is another process: the run's own is gone.
+        const int64_t reused = store.beginRun("eval", "{}", "0.1.0");
+        rawSql(file, QString("UPDATE runs SET process_start = '1' WHERE id = %1").arg(reused));
+
+        const ResultsStore reopened(file);
+        QCOMPARE(reopened.run(mine)->status, std::string("running"));
+        QCOMPARE(reopened.run(gone)->status, std::string("interrupted"));
+        QCOMPARE(reopened.run(elsewhere)->status, std::string("running"));
+        QCOMPARE(reopened.run(reused)->status, std::string("interrupted"));
+        QCOMPARE(reopened.runs()[1].status, std::string("interrupted"));
+        // A finished run stays finished whatever became of its process.
+        store.finishRun(gone, RunStatus::Finished);
+        QCOMPARE(reopened.run(gone)->status, std::string("finished"));
+        QVERIFY_EXCEPTION_THROWN(store.finishRun(mine, RunStatus::Interrupted), Error);
+    }
+
+    // A version-1 database (before runs recorded their process) migrates with every run and row kept.
+    void versionOneDatabaseMigrates() {
+        const fs::path file = freshFile();
+        rawSql(
+            file,
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, started_at TEXT "
+            "NOT "
+            "NULL, finished_at TEXT, status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', "
+            "'cancelled')), settings TEXT NOT NULL DEFAULT '{}', version TEXT NOT NULL DEFAULT '')");
+        for (const char* sql :
+             {"CREATE TABLE metrics (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, method TEXT "
+              "NOT "
+              "NULL, top_k INTEGER NOT NULL, dataset TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT "
+              "NULL, "
+              "examples INTEGER NOT NULL, UNIQUE (run, method, top_k, dataset, metric))",
+              "CREATE TABLE predictions (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, method "
+              "TEXT "
+              "NOT NULL, top_k INTEGER NOT NULL, dataset TEXT NOT NULL, example INTEGER NOT NULL, input TEXT "
+              "NOT "
+              "NULL, target TEXT NOT NULL, prediction TEXT NOT NULL, correct INTEGER NOT NULL, score REAL "
+              "NOT "
+              "NULL, UNIQUE (run, method, top_k, dataset, example))",
+              "CREATE TABLE loss_curves (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, expert "
+              "TEXT "
+              "NOT NULL, kind TEXT NOT NULL, step INTEGER NOT NULL, loss REAL NOT NULL, UNIQUE (run, expert, "
+              "kind, step))",
+              "CREATE TABLE routing_traces (id INTEGER PRIMARY KEY AUTOINCREMENT, run INTEGER REFERENCES "
+              "runs(id) "
+              "ON DELETE CASCADE, name TEXT NOT NULL, created_at TEXT NOT NULL, json TEXT NOT NULL)",
+              "INSERT INTO runs (kind, started_at, finished_at, status, settings, version) VALUES ('eval', "
+              "'2026-01-01T00:00:00.000Z', '2026-01-01T00:01:00.000Z', 'finished', '{\"a\": 1}', '0.1.0')",
+              "INSERT INTO runs (kind, started_at, status) VALUES ('train-gate', '2026-01-02T00:00:00.000Z', "
+              "'running')",
+              "INSERT INTO metrics VALUES (1, 'phatgoose', 2, 'copa', 'accuracy', 55.5, 10)",
+              "INSERT INTO loss_curves VALUES (2, 'qa', 'gate', 1, 0.75)", "PRAGMA user_version=1"})
+            rawSql(file, sql);
+        const ResultsStore store(file);
+        QCOMPARE(store.schemaVersion(), ResultsStore::kSchemaVersion);
+        const auto runs = store.runs();
+        QCOMPARE(runs.size(), size_t(2));
+        QCOMPARE(runs[0].status, std::string("finished"));
+        QCOMPARE(runs[0].settings, std::string("{\"a\": 1}"));
+        QCOMPARE(runs[0].finished_at, std::string("2026-01-01T00:01:00.000Z"));
+        QCOMPARE(runs[1].status, std::string("running"));  // no process recorded: nothing to check
+        QCOMPARE(runs[1].pid, int64_t(0));
+        QCOMPARE(store.metrics(1).size(), size_t(1));
+        QCOMPARE(store.metrics(1)[0].value, 55.5);
+        QCOMPARE(store.lossCurve(2).size(), size_t(1));
     }
 
     // A cell whose write fails half-way leaves nothing of itself behind.

@@ -500,25 +500,27 @@ private Q_SLOTS:
         QTest::addColumn<QString>("data");
         QTest::addColumn<bool>("with_out");
         QTest::addColumn<QString>("message");
+        QTest::addColumn<int>("code");  // 2: the command line itself is wrong; 1: anything else
         QTest::newRow("empty training file")
-            << QString("") << true << QString("the dataset holds no examples");
+            << QString("") << true << QString("the dataset holds no examples") << 1;
         QTest::newRow("malformed training file")
             << QString("{\"input\": \"a\", \"target\": \"b\"}\n{\"input\": ") << true
-            << QString(":2: malformed JSON");
+            << QString(":2: malformed JSON") << 1;
         QTest::newRow("missing --out") << QString("{\"input\": \"a\", \"target\": \"b\"}\n") << false
-                                       << QString("--out EXPERT_DIR is required");
+                                       << QString("--out EXPERT_DIR is required") << 2;
     }
     void cliErrorsAreOneLine() {
         QFETCH(QString, data);
         QFETCH(bool, with_out);
         QFETCH(QString, message);
+        QFETCH(int, code);
         const fs::path path = write("cli-bad.jsonl", data.toStdString());
         const fs::path out = root_ / "cli-bad-expert";
         std::vector<std::string> args{"train-expert", "--model", model_dir_.string(), "--data",
                                       path.string()};
         if (with_out) args.insert(args.end(), {"--out", out.string()});
         const Run r = cli(args);
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.code, code);
         QVERIFY2(oneLine(r.err), r.err.c_str());
         QVERIFY2(r.err.find(message.toStdString()) != std::string::npos, r.err.c_str());
         QVERIFY(!fs::exists(out));

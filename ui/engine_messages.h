@@ -45,6 +45,7 @@ struct ProbeRequest {
 struct ProbeResult {
     QString output;
     phatgoose::RoutingTrace trace;
+    QStringList warnings;  // the prompt was cut to the input limit, experts were left out of routing
 };
 
 // The Compare view: one prompt under two configurations (a.prompt is used for both).

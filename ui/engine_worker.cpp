@@ -397,7 +397,9 @@ ProbeResult EngineWorker::runProbe(const ProbeRequest& request) {
             std::make_unique<ExpertExamples>(loadExpertExamples(engine_->experts, *engine_->t5.tokenizer));
     ProbeOutcome outcome = probePrompt(engine_->t5, engine_->experts, spec, request.prompt.toStdString(),
                                        request.max_new_tokens, examples.get());
-    return {.output = QString::fromStdString(outcome.output), .trace = std::move(outcome.trace)};
+    ProbeResult result{.output = QString::fromStdString(outcome.output), .trace = std::move(outcome.trace)};
+    for (const std::string& w : outcome.warnings) result.warnings << QString::fromStdString(w);
+    return result;
 }
 
 void EngineWorker::compare(const CompareRequest& request) {

@@ -100,7 +100,8 @@ void MainWindow::connectWorker() {
             });
     connect(worker_, &EngineWorker::probed, this, [this](const ProbeResult& r) {
         probe_->showResult(r);
-        statusBar()->showMessage(tr("Done"));
+        statusBar()->showMessage(r.warnings.isEmpty() ? tr("Done")
+                                                      : tr("Done. Note: %1").arg(r.warnings.join("; ")));
     });
     connect(worker_, &EngineWorker::failed, this, &MainWindow::showError);
     connectResults();
@@ -118,7 +119,11 @@ void MainWindow::connectProbing() {
     connect(compare_, &CompareView::compareRequested, worker_, &EngineWorker::compare);
     connect(worker_, &EngineWorker::compared, this, [this](const CompareResult& r) {
         compare_->showResult(r);
-        statusBar()->showMessage(tr("Done"));
+        QStringList warnings = r.a.warnings;
+        for (const QString& w : r.b.warnings)
+            if (!warnings.contains(w)) warnings << w;
+        statusBar()->showMessage(warnings.isEmpty() ? tr("Done")
+                                                    : tr("Done. Note: %1").arg(warnings.join("; ")));
     });
     connect(worker_, &EngineWorker::busy, compare_, [this] { compare_->setBusy(true); });
     connect(worker_, &EngineWorker::idle, compare_, [this] { compare_->setBusy(false); });

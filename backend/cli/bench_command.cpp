@@ -246,7 +246,7 @@ void benchTraining(T5ModelImpl& m, const fs::path& dir, nlohmann::json& r) {
 
 void runBench(CommandContext& ctx) {
     if (ctx.parser.isSet("load-peak-rss")) return runLoadPeak(ctx);
-    setComputeThreads(int(ctx.integer("threads", 0)));
+    setComputeThreads(ctx.threads());
     torch::manual_seed(0);
     nlohmann::json r;
     r["blas"] = blasDescription();

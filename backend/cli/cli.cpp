@@ -1,7 +1,10 @@
 #include "cli/cli.h"
 
 #include <QCoreApplication>
+#include <algorithm>
+#include <cmath>
 #include <iostream>
+#include <thread>
 
 #include "cli/command.h"
 #include "error.h"
@@ -39,24 +42,59 @@ std::string commandHelp(const Command& c, QCommandLineParser& parser) {
 
 }  // namespace
 
-long long CommandContext::integer(const QString& option, long long min) const {
+std::string CommandContext::required(const QString& option, const char* what) const {
+    if (!parser.isSet(option)) throw UsageError("--" + option.toStdString() + " " + what + " is required");
+    return value(option);
+}
+
+long long CommandContext::integer(const QString& option, long long min, long long max) const {
     bool ok = false;
     const long long v = parser.value(option).toLongLong(&ok);
-    if (!ok || v < min)
-        throw Error("--" + option.toStdString() + " must be an integer of at least " + std::to_string(min) +
-                    ", got '" + value(option) + "'");
+    if (!ok || v < min || v > max) {
+        std::string range = "at least " + std::to_string(min);
+        if (max != std::numeric_limits<long long>::max())
+            range = "from " + std::to_string(min) + " to " + std::to_string(max);
+        throw UsageError("--" + option.toStdString() + " must be an integer " + range + ", got '" +
+                         value(option) + "'");
+    }
+    return v;
+}
+
+double CommandContext::number(const QString& option, double min) const {
+    bool ok = false;
+    const double v = parser.value(option).toDouble(&ok);
+    if (!ok || !std::isfinite(v) || v < min) {
+        const std::string bound = min > -std::numeric_limits<double>::max()
+                                      ? " of at least " + QString::number(min).toStdString()
+                                      : "";
+        throw UsageError("--" + option.toStdString() + " must be a finite number" + bound + ", got '" +
+                         value(option) + "'");
+    }
     return v;
 }
 
 std::vector<long long> CommandContext::integerList(const QString& option) const {
     std::vector<long long> out;
-    for (const QString& part : parser.value(option).split(',', Qt::SkipEmptyParts)) {
+    const QString text = parser.value(option).trimmed();
+    if (text.isEmpty()) return out;
+    const QStringList parts = text.split(',');
+    for (int i = 0; i < parts.size(); ++i) {
+        const QString part = parts[i].trimmed();
+        if (part.isEmpty())
+            throw UsageError("--" + option.toStdString() + ": item " + std::to_string(i + 1) + " of '" +
+                             text.toStdString() + "' is empty");
         bool ok = false;
-        out.push_back(part.trimmed().toLongLong(&ok));
+        out.push_back(part.toLongLong(&ok));
         if (!ok)
-            throw Error("--" + option.toStdString() + ": '" + part.toStdString() + "' is not an integer");
+            throw UsageError("--" + option.toStdString() + ": '" + part.toStdString() +
+                             "' is not an integer");
     }
     return out;
+}
+
+int CommandContext::threads() const {
+    const long long cores = std::max(1u, std::thread::hardware_concurrency());
+    return int(integer("threads", 0, cores));
 }
 
 std::string CommandContext::positionalText() const {
@@ -97,6 +135,10 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     CommandContext ctx{parser, out, err};
     try {
         it->run(ctx);
+    } catch (const UsageError& e) {
+        err << "phatgoose " << it->name << ": usage error: " << e.what() << " (see 'phatgoose " << it->name
+            << " --help')\n";
+        return 2;
     } catch (const std::exception& e) {
         // Backend errors are complete sentences; LibTorch's carry a C++ backtrace after the first line.
         std::string message = e.what();

@@ -5,20 +5,38 @@
 #include <QStringList>
 #include <functional>
 #include <iosfwd>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "error.h"
+
 namespace phatgoose {
+
+// The command line itself is wrong (a missing or malformed option): exit code 2, as for options the parser
+// rejects. Everything else that fails is a phatgoose::Error: exit code 1.
+class UsageError : public Error {
+public:
+    using Error::Error;
+};
 
 struct CommandContext {
     QCommandLineParser& parser;
     std::ostream& out;
     std::ostream& err;
     std::string value(const QString& option) const { return parser.value(option).toStdString(); }
-    // An integer option; throws phatgoose::Error naming the option when it is not one or below `min`.
-    long long integer(const QString& option, long long min) const;
-    std::vector<long long> integerList(const QString& option) const;  // "13,7,5,1"
-    std::string positionalText() const;                               // the positional words joined by spaces
+    // A required option's value; UsageError "--OPTION WHAT is required" when it is missing.
+    std::string required(const QString& option, const char* what) const;
+    // An integer option; UsageError naming the option when it is not one or outside [min, max].
+    long long integer(const QString& option, long long min,
+                      long long max = std::numeric_limits<long long>::max()) const;
+    // A finite number (never NaN or infinite) of at least `min`; UsageError naming the option otherwise.
+    double number(const QString& option, double min = -std::numeric_limits<double>::max()) const;
+    // "13,7,5,1": every item an integer (an empty item, as in "13,,7", is refused); "" gives no items.
+    std::vector<long long> integerList(const QString& option) const;
+    // --threads: 0 (the default) up to the machine's hardware threads.
+    int threads() const;
+    std::string positionalText() const;  // the positional words joined by spaces
 };
 
 struct Command {

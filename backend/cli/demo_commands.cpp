@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "cli/interrupt_guard.h"
+#include "cli/status_line.h"
 #include "demo/demo_builder.h"
 #include "error.h"
 #include "version.h"
@@ -14,36 +15,32 @@ namespace {
 // One status line per stage, rewritten in place as the stage advances.
 class StageLine {
 public:
-    explicit StageLine(std::ostream& err) : err_(err) {}
+    explicit StageLine(std::ostream& err) : line_(err) {}
     void show(const DemoProgress& p) {
         if (p.stage != stage_) {
-            if (!stage_.empty()) err_ << "\n";
+            line_.end();
             stage_ = p.stage;
         }
-        std::ostringstream line;
-        line << p.stage;
-        if (!p.item.empty()) line << " " << p.item;
-        if (p.total > 0) line << " [" << p.done << "/" << p.total << "]";
-        if (p.loss > 0) line << " loss " << std::fixed << std::setprecision(3) << p.loss;
-        const std::string text = line.str();
-        err_ << "\r" << text << std::string(shown_ > text.size() ? shown_ - text.size() : 0, ' ')
-             << std::flush;
-        shown_ = text.size();
+        std::ostringstream text;
+        text << p.stage;
+        if (!p.item.empty()) text << " " << p.item;
+        if (p.total > 0) text << " [" << p.done << "/" << p.total << "]";
+        if (p.loss > 0) text << " loss " << std::fixed << std::setprecision(3) << p.loss;
+        line_.show(text.str());
     }
-    void end() { err_ << "\n"; }
+    void end() { line_.end(); }
 
 private:
-    std::ostream& err_;
+    StatusLine line_;
     std::string stage_;
-    size_t shown_ = 0;
 };
 
 void runDemo(CommandContext& ctx) {
     const QStringList args = ctx.parser.positionalArguments();
     if (args.size() != 1 || args[0] != "build")
-        throw Error("usage: phatgoose demo build --out DIR [--quick] [--seed N] [--replace]");
-    if (!ctx.parser.isSet("out")) throw Error("--out DIR is required");
-    setComputeThreads(int(ctx.integer("threads", 0)));
+        throw UsageError("usage: phatgoose demo build --out DIR [--quick] [--seed N] [--replace]");
+    ctx.required("out", "DIR");
+    setComputeThreads(ctx.threads());
     DemoBuildOptions options;
     options.out = ctx.value("out");
     options.scale = ctx.parser.isSet("quick") ? DemoScale::quick() : DemoScale::full();
@@ -73,7 +70,8 @@ std::vector<Command> demoCommands() {
              p.addOption({"out", "Workspace folder to create (must not exist, unless --replace).", "DIR"});
              p.addOption({"quick", "A minutes-long miniature that exercises the whole pipeline."});
              p.addOption({"seed", "Seed of the tasks, initialisation and training (default 7).", "N", "7"});
-             p.addOption({"replace", "Replace DIR when it exists."});
+             p.addOption(
+                 {"replace", "Replace DIR when it exists and is a workspace (never any other folder)."});
              p.addOption({"threads", "Compute threads (default: LibTorch's choice).", "N", "0"});
          },
          runDemo}};

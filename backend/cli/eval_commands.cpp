@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/interrupt_guard.h"
+#include "cli/status_line.h"
 #include "error.h"
 #include "eval/evaluator.h"
 #include "experts/expert_library.h"
@@ -130,7 +131,7 @@ std::vector<MetricRecord> metricsOf(const std::vector<EvalCell>& cells) {
 
 std::vector<Dataset> loadDatasets(const CommandContext& ctx) {
     QStringList files = ctx.parser.values("data") + ctx.parser.positionalArguments();
-    if (files.isEmpty()) throw Error("--data FILE.jsonl is required");
+    if (files.isEmpty()) throw UsageError("--data FILE.jsonl is required");
     std::vector<Dataset> datasets;
     for (const QString& f : files) {
         Dataset d = loadJsonl(f.toStdString(), ctx.parser.isSet("skip-bad"));
@@ -141,20 +142,17 @@ std::vector<Dataset> loadDatasets(const CommandContext& ctx) {
     return datasets;
 }
 
-std::string requireOption(const CommandContext& ctx, const QString& option, const std::string& what) {
-    if (!ctx.parser.isSet(option)) throw Error("--" + option.toStdString() + " " + what + " is required");
-    return ctx.value(option);
-}
-
 void runEval(CommandContext& ctx) {
-    setComputeThreads(int(ctx.integer("threads", 0)));
-    const std::string model_dir = requireOption(ctx, "model", "DIR");
+    setComputeThreads(ctx.threads());
+    const std::string model_dir = ctx.required("model", "DIR");
     EvalSettings settings;
     settings.methods = parseEvalMethods(ctx.value("methods"), ctx.integer("top-k", 1));
+    for (EvalMethod& m : settings.methods) m.spec.require_gates = ctx.parser.isSet("require-gates");
     settings.batch_size = ctx.integer("batch", 1);
     settings.max_new_tokens = ctx.integer("max-new-tokens", 1);
+    settings.max_input_tokens = ctx.integer("max-input-tokens", 2);
     // The database first: a wrong --db should fail before minutes of model loading.
-    ResultsStore store(requireOption(ctx, "db", "FILE"));
+    ResultsStore store(ctx.required("db", "FILE"));
     const std::vector<Dataset> datasets = loadDatasets(ctx);
     PretrainedT5 t5 = loadPretrainedT5(model_dir);
     std::vector<LoraExpert> experts;
@@ -166,21 +164,18 @@ void runEval(CommandContext& ctx) {
     InterruptGuard guard;
     EvalHooks hooks;
     hooks.cancel = InterruptGuard::flag();
-    // One status line rewritten in place; padding blanks out the rest of a longer earlier line.
-    size_t shown = 0;
+    StatusLine line(ctx.err);
     hooks.progress = [&](const EvalProgress& p) {
-        const std::string line = "[" + std::to_string(p.done) + "/" + std::to_string(p.total) + "] " +
-                                 p.method + " on " + p.dataset;
-        ctx.err << "\r" << line << std::string(shown > line.size() ? shown - line.size() : 0, ' ')
-                << std::flush;
-        shown = line.size();
+        line.show("[" + std::to_string(p.done) + "/" + std::to_string(p.total) + "] " + p.method + " on " +
+                  p.dataset);
     };
     const json extra{
         {"model", model_dir}, {"experts", ctx.value("experts")}, {"expert_data", ctx.value("expert-data")}};
     const StoredEvaluation stored =
         evaluateIntoStore(evaluator, store, datasets, settings, hooks,
                           evalSettingsJson(datasets, settings, extra.dump()), PHATGOOSE_VERSION);
-    ctx.err << "\n";
+    line.end();
+    for (const std::string& w : stored.result.warnings) ctx.err << "warning: " << w << "\n";
     printTable(ctx.out, metricsOf(stored.result.cells));
     ctx.out << "Run " << stored.run << " saved to " << store.file().string() << "\n";
     if (stored.result.cancelled)
@@ -201,10 +196,10 @@ RunRecord chosenRun(const CommandContext& ctx, const ResultsStore& store) {
 }
 
 void runResults(CommandContext& ctx) {
-    const std::string file = requireOption(ctx, "db", "FILE");
+    const std::string file = ctx.required("db", "FILE");
     const std::string format = ctx.value("format");
     if (format != "table" && format != "csv" && format != "json")
-        throw Error("--format must be table, csv or json, got '" + format + "'");
+        throw UsageError("--format must be table, csv or json, got '" + format + "'");
     // Reading must not leave an empty database behind a mistyped path.
     if (!std::filesystem::exists(file)) throw Error(file + ": no such results database");
     const ResultsStore store(file);
@@ -232,9 +227,21 @@ void declareEval(QCommandLineParser& p) {
     p.addOption({"top-k", "Experts kept per token and module (default " + k + ").", "K", k});
     p.addOption({"expert-data",
                  "Folder of <expert>.jsonl training files for retrieval and average-activation.", "DIR"});
-    p.addOption({"batch", "Examples per forward pass (default 16).", "N", "16"});
+    const EvalSettings d;
+    const QString batch = QString::number(d.batch_size), new_tokens = QString::number(d.max_new_tokens),
+                  input_tokens = QString::number(d.max_input_tokens);
+    p.addOption({"batch", "Examples per forward pass (default " + batch + ").", "N", batch});
+    p.addOption({"max-new-tokens",
+                 "Generation length limit for exact-match examples (default " + new_tokens + ").", "N",
+                 new_tokens});
+    p.addOption({"max-input-tokens",
+                 "Cut longer inputs to N tokens, eos kept; each dataset's count is reported (default " +
+                     input_tokens + ").",
+                 "N", input_tokens});
     p.addOption(
-        {"max-new-tokens", "Generation length limit for exact-match examples (default 32).", "N", "32"});
+        {"require-gates",
+         "Refuse gate-based methods when some experts have no gate (default: route among the gated ones "
+         "and say which were left out)."});
     p.addOption({"skip-bad", "Skip and count malformed dataset lines instead of stopping."});
     p.addOption({"db", "Results database (the workspace's workbench.sqlite).", "FILE"});
     p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});

@@ -1,7 +1,10 @@
 #pragma once
-// Ctrl-C as a cancel flag: while an InterruptGuard lives, SIGINT sets flag() instead of killing the
-// process, so long work (an evaluation, a demo build) stops between steps and records that it was
-// cancelled instead of vanishing.
+// Ctrl-C, `kill`, a logout or a scheduler's time limit as a cancel flag: while an InterruptGuard lives,
+// SIGINT, SIGTERM and SIGHUP set flag() instead of killing the process, so long work (training, an
+// evaluation, a demo build) stops between steps, records that it was cancelled and removes what it had
+// half made, instead of vanishing. A second signal of the same kind while the first is being handled ends
+// the process the ordinary way (the user insisted).
+#include <array>
 #include <atomic>
 
 namespace phatgoose {
@@ -14,9 +17,11 @@ public:
     InterruptGuard& operator=(const InterruptGuard&) = delete;
 
     static const std::atomic<bool>* flag();
+    // The signal that set the flag (SIGINT, SIGTERM, SIGHUP), 0 while none has.
+    static int signalNumber();
 
 private:
-    void (*previous_)(int);
+    std::array<void (*)(int), 3> previous_;  // the handlers of SIGINT, SIGTERM, SIGHUP before this guard
 };
 
 }  // namespace phatgoose

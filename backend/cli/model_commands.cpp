@@ -19,8 +19,7 @@ const QCommandLineOption kJson("json", "Print JSON instead of text.");
 const QCommandLineOption kThreads("threads", "Compute threads (0 = all cores).", "N", "0");
 
 std::string requireModel(const CommandContext& ctx) {
-    if (!ctx.parser.isSet("model")) throw Error("--model DIR is required");
-    return ctx.value("model");
+    return ctx.required("model", "DIR");
 }
 
 std::vector<int64_t> toIds(const std::vector<long long>& v) {
@@ -79,20 +78,18 @@ GenerationOptions generationOptions(const CommandContext& ctx) {
     GenerationOptions opt;
     opt.num_beams = ctx.integer("beams", 1);
     opt.max_new_tokens = ctx.integer("max-new-tokens", 1);
-    bool ok = false;
-    opt.length_penalty = ctx.parser.value("length-penalty").toDouble(&ok);
-    if (!ok) throw Error("--length-penalty must be a number");
+    opt.length_penalty = ctx.number("length-penalty");
     return opt;
 }
 
 void runGenerate(CommandContext& ctx) {
-    setComputeThreads(int(ctx.integer("threads", 0)));
+    setComputeThreads(ctx.threads());
     const std::string text = ctx.positionalText();
     if (text.empty()) throw Error("no input text given");
     PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx));
     const GenerationOptions opt = generationOptions(ctx);
     auto router = routerFromOptions(ctx, t5, false);
-    const std::vector<int64_t> input = t5.tokenizer->encode(text);
+    const std::vector<int64_t> input = encodeInput(ctx, *t5.tokenizer, text);
     if (router) router->beginBatch({input});
     Generation g = generate(*t5.model, {input}, opt).at(0);
     if (ctx.parser.isSet("json")) {
@@ -114,11 +111,16 @@ json rows(const torch::Tensor& t) {  // [n, d] float -> [[...], ...]
 }
 
 void runLogits(CommandContext& ctx) {
-    setComputeThreads(int(ctx.integer("threads", 0)));
-    if (!ctx.parser.isSet("input-ids")) throw Error("--input-ids is required");
+    setComputeThreads(ctx.threads());
+    ctx.required("input-ids", "IDS");
     PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx), {.load_tokenizer = false});
     auto router = routerFromOptions(ctx, t5, false);
     const std::vector<int64_t> input = toIds(ctx.integerList("input-ids"));
+    // Parity checks want exactly these ids: a longer input is refused, never cut.
+    if (int64_t(input.size()) > ctx.integer("max-input-tokens", 1))
+        throw UsageError("--input-ids holds " + std::to_string(input.size()) +
+                         " ids, more than --max-input-tokens " + ctx.value("max-input-tokens") +
+                         "; raise the limit to run it");
     std::vector<int64_t> decoder = toIds(ctx.integerList("decoder-ids"));
     if (decoder.empty()) decoder = {t5.config.decoder_start_token_id};
     checkTokenIds(t5.config, input, "--input-ids");
@@ -144,9 +146,15 @@ void runLogits(CommandContext& ctx) {
 
 std::vector<Command> modelCommands() {
     auto generationFlags = [](QCommandLineParser& p) {
-        p.addOption({"beams", "Beam search width; 1 = greedy (default 1).", "N", "1"});
-        p.addOption({"max-new-tokens", "Stop after this many new tokens (default 32).", "N", "32"});
-        p.addOption({"length-penalty", "Beam score = log p / length^P (default 1.0).", "P", "1.0"});
+        const GenerationOptions d;
+        const QString beams = QString::number(d.num_beams), tokens = QString::number(d.max_new_tokens),
+                      penalty = QString::number(d.length_penalty);
+        p.addOption({"beams", "Beam search width; 1 = greedy (default " + beams + ").", "N", beams});
+        p.addOption(
+            {"max-new-tokens", "Stop after this many new tokens (default " + tokens + ").", "N", tokens});
+        p.addOption(
+            {"length-penalty", "Beam score = log p / length^P (default " + penalty + ").", "P", penalty});
+        declareInputLimit(p);
     };
     return {
         {"info", "Summarise a model folder: family, shape, parameters, weight dtype.",
@@ -179,6 +187,9 @@ std::vector<Command> modelCommands() {
              p.addOption({"input-ids", "Encoder input ids, comma separated (e.g. 13,7,5,1).", "IDS"});
              p.addOption({"decoder-ids", "Decoder input ids, starting with the start token 0.", "IDS", "0"});
              p.addOption({"greedy", "Also decode greedily for at most N new tokens.", "N"});
+             const QString limit = QString::number(kDefaultMaxInputTokens);
+             p.addOption(
+                 {"max-input-tokens", "Refuse more input ids than N (default " + limit + ").", "N", limit});
              declareRoutingOptions(p);
          },
          runLogits},

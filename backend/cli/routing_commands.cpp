@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "cli/routing_options.h"
 #include "error.h"
+#include "model/generation.h"
 #include "routing/probe.h"
 #include "store/results_store.h"
 
@@ -71,15 +72,17 @@ void printShares(std::ostream& out, const RoutingTrace& trace, bool decoder_rows
 }
 
 void runRoute(CommandContext& ctx) {
-    setComputeThreads(int(ctx.integer("threads", 0)));
+    setComputeThreads(ctx.threads());
     const std::string text = ctx.positionalText();
     if (text.empty()) throw Error("no input text given");
-    if (!ctx.parser.isSet("model")) throw Error("--model DIR is required");
+    const std::string model_dir = ctx.required("model", "DIR");
     if (!ctx.parser.isSet("experts") && !ctx.parser.isSet("adapter"))
-        throw Error("--experts DIR is required");
-    PretrainedT5 t5 = loadPretrainedT5(ctx.value("model"));
+        throw UsageError("--experts DIR (or --adapter DIR) is required");
+    PretrainedT5 t5 = loadPretrainedT5(model_dir);
     auto router = routerFromOptions(ctx, t5, true);
-    const ProbeOutcome probe = probeWithRouter(t5, *router, text, ctx.integer("max-new-tokens", 1));
+    const ProbeOutcome probe = probeWithRouter(t5, *router, text, ctx.integer("max-new-tokens", 1),
+                                               ctx.integer("max-input-tokens", 2));
+    for (const std::string& w : probe.warnings) ctx.err << "warning: " << w << "\n";
     const RoutingTrace& trace = probe.trace;
     const std::string& output = probe.output;
     if (ctx.parser.isSet("db")) {
@@ -108,7 +111,10 @@ std::vector<Command> routingCommands() {
                  p.addOption({"json", "Print {\"output\", \"trace\"} as JSON (the full routing trace)."});
                  p.addOption({"db", "Also save the routing trace in this results database.", "FILE"});
                  p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
-                 p.addOption({"max-new-tokens", "Stop after this many new tokens (default 32).", "N", "32"});
+                 const QString tokens = QString::number(GenerationOptions{}.max_new_tokens);
+                 p.addOption({"max-new-tokens", "Stop after this many new tokens (default " + tokens + ").",
+                              "N", tokens});
+                 declareInputLimit(p);
                  declareRoutingOptions(p);
                  p.addPositionalArgument("TEXT", "The input text.");
              },

@@ -22,17 +22,38 @@ void declareRoutingOptions(QCommandLineParser& p) {
                  "Folder of <expert>.jsonl training files (retrieval, average-activation); "
                  "default: each expert's recorded training dataset.",
                  "DIR"});
+    p.addOption(
+        {"require-gates",
+         "Refuse gate-based methods when some experts have no gate (default: route among the gated ones "
+         "and say which were left out)."});
+}
+
+void declareInputLimit(QCommandLineParser& p) {
+    const QString limit = QString::number(kDefaultMaxInputTokens);
+    p.addOption({"max-input-tokens",
+                 "Cut a longer input to N tokens, eos kept, with a warning (default " + limit + ").", "N",
+                 limit});
+}
+
+std::vector<int64_t> encodeInput(const CommandContext& ctx, const Tokenizer& tokenizer,
+                                 const std::string& text) {
+    std::vector<int64_t> ids = tokenizer.encode(text);
+    const size_t before = ids.size();
+    if (truncateKeepingEos(ids, ctx.integer("max-input-tokens", 2), Tokenizer::kEos))
+        ctx.err << "warning: the input has " << before << " tokens and was cut to " << ids.size()
+                << " (--max-input-tokens)\n";
+    return ids;
 }
 
 std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT5& t5, bool record_trace) {
     const QStringList adapters = ctx.parser.values("adapter");
     if (!ctx.parser.isSet("experts") && adapters.isEmpty()) {
         if (ctx.parser.isSet("method") && routingMethod(ctx.value("method")).needs_experts)
-            throw Error("--method " + ctx.value("method") + " needs --experts DIR or --adapter DIR");
+            throw UsageError("--method " + ctx.value("method") + " needs --experts DIR or --adapter DIR");
         return nullptr;
     }
     if (ctx.parser.isSet("experts") && !adapters.isEmpty())
-        throw Error("give --experts or --adapter, not both");
+        throw UsageError("give --experts or --adapter, not both");
     std::vector<LoraExpert> experts;
     if (ctx.parser.isSet("experts")) {
         experts = std::move(ExpertLibrary::open(ctx.value("experts"), t5.config).experts());
@@ -49,13 +70,16 @@ std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT
         ctx.parser.isSet("expert") ? ctx.value("expert") : (experts.size() == 1 ? experts[0].name : "");
     spec.record_trace = record_trace;
     spec.record_scores = record_trace;
+    spec.require_gates = ctx.parser.isSet("require-gates");
     std::unique_ptr<ExpertExamples> examples;
     if (routingMethod(spec.method).needs_examples) {
         if (!t5.tokenizer) t5.tokenizer = std::make_shared<Tokenizer>(Tokenizer::fromModelDir(t5.dir));
         examples = std::make_unique<ExpertExamples>(
             loadExpertExamples(experts, *t5.tokenizer, ctx.value("expert-data")));
     }
-    return makeRouter(*t5.model, experts, spec, examples.get());
+    std::unique_ptr<Router> router = makeRouter(*t5.model, experts, spec, examples.get());
+    for (const std::string& w : router->warnings()) ctx.err << "warning: " << w << "\n";
+    return router;
 }
 
 }  // namespace phatgoose

@@ -12,7 +12,14 @@ namespace phatgoose {
 // Defaults from RoutingSpec.
 void declareRoutingOptions(QCommandLineParser& parser);
 
-// The router the options ask for, attached to t5's model; nullptr when no experts were named.
+// --max-input-tokens for the commands that cut long inputs (generate, route); `logits` refuses instead.
+void declareInputLimit(QCommandLineParser& parser);
+// The text's ids, cut to --max-input-tokens (eos kept) with a warning on stderr when it had to cut.
+std::vector<int64_t> encodeInput(const CommandContext& ctx, const Tokenizer& tokenizer,
+                                 const std::string& text);
+
+// The router the options ask for, attached to t5's model; nullptr when no experts were named. Its warnings
+// (experts left out) go to stderr.
 std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT5& t5, bool record_trace);
 
 }  // namespace phatgoose

@@ -23,37 +23,23 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string required(const CommandContext& ctx, const QString& option, const char* what) {
-    if (!ctx.parser.isSet(option)) throw Error("--" + option.toStdString() + " " + what + " is required");
-    return ctx.value(option);
-}
-
-double number(const CommandContext& ctx, const QString& option, double min) {
-    bool ok = false;
-    const double v = ctx.parser.value(option).toDouble(&ok);
-    if (!ok || !std::isfinite(v) || v < min)
-        throw Error("--" + option.toStdString() + " must be a number of at least " +
-                    QString::number(min).toStdString() + ", got '" + ctx.value(option) + "'");
-    return v;
-}
-
 LearningRateSchedule schedule(const CommandContext& ctx) {
     const std::string s = ctx.value("schedule");
     if (s == "constant") return LearningRateSchedule::Constant;
     if (s == "linear") return LearningRateSchedule::LinearDecay;
-    throw Error("--schedule must be 'constant' or 'linear', got '" + s + "'");
+    throw UsageError("--schedule must be 'constant' or 'linear', got '" + s + "'");
 }
 
 TrainingOptions trainingOptions(const CommandContext& ctx, TrainingOptions o) {
     o.steps = ctx.integer("steps", 1);
-    o.learning_rate = number(ctx, "lr", 0);
+    o.learning_rate = ctx.number("lr", 0);
     o.batch_size = ctx.integer("batch", 1);
     o.accumulation_steps = ctx.integer("accum", 1);
     o.seed = uint64_t(ctx.integer("seed", 0));
-    o.warmup_fraction = number(ctx, "warmup", 0);
+    o.warmup_fraction = ctx.number("warmup", 0);
     o.schedule = schedule(ctx);
-    o.max_grad_norm = number(ctx, "clip", 0);
-    o.weight_decay = number(ctx, "weight-decay", 0);
+    o.max_grad_norm = ctx.number("clip", 0);
+    o.weight_decay = ctx.number("weight-decay", 0);
     o.max_input_tokens = ctx.integer("max-input-tokens", 2);
     o.max_target_tokens = ctx.integer("max-target-tokens", 2);
     return o;
@@ -93,7 +79,7 @@ void refuseExistingExpert(const fs::path& out, bool overwrite) {
 LoraSettings loraSettings(const CommandContext& ctx, const fs::path& model_dir) {
     LoraSettings s;
     s.r = ctx.integer("rank", 1);
-    s.lora_alpha = number(ctx, "alpha", 0);
+    s.lora_alpha = ctx.number("alpha", 0);
     s.use_rslora = ctx.parser.isSet("rslora");
     for (const QString& t : ctx.parser.value("targets").split(',', Qt::SkipEmptyParts))
         s.target_modules.push_back(t.trimmed().toStdString());
@@ -126,10 +112,10 @@ RunOrigin cliOrigin(const fs::path& model_dir) {
 }
 
 void runTrainExpert(CommandContext& ctx) {
-    setComputeThreads(int(ctx.integer("threads", 0)));
-    const fs::path model_dir = required(ctx, "model", "DIR");
-    const fs::path data_path = required(ctx, "data", "FILE");
-    const fs::path out = required(ctx, "out", "EXPERT_DIR");
+    setComputeThreads(ctx.threads());
+    const fs::path model_dir = ctx.required("model", "DIR");
+    const fs::path data_path = ctx.required("data", "FILE");
+    const fs::path out = ctx.required("out", "EXPERT_DIR");
     refuseExistingExpert(out, ctx.parser.isSet("overwrite"));
     ExpertTrainingSettings settings;
     settings.name = fs::absolute(out).lexically_normal().filename().string();
@@ -179,9 +165,9 @@ fs::path gateData(const CommandContext& ctx, const LoraExpert& expert) {
 }
 
 void runTrainGate(CommandContext& ctx) {
-    setComputeThreads(int(ctx.integer("threads", 0)));
-    const fs::path model_dir = required(ctx, "model", "DIR");
-    const fs::path expert_dir = required(ctx, "expert", "EXPERT_DIR");
+    setComputeThreads(ctx.threads());
+    const fs::path model_dir = ctx.required("model", "DIR");
+    const fs::path expert_dir = ctx.required("expert", "EXPERT_DIR");
     const TrainingOptions options = trainingOptions(ctx, gateTrainingDefaults());
     validate(options);
     PretrainedT5 t5 = loadPretrainedT5(model_dir);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "error.h"
@@ -36,15 +37,41 @@ std::vector<std::string> choicesOf(const json& object) {
     for (const json& c : *it) {
         if (!c.is_string())
             throw LineProblem{std::string("\"choices\" must hold strings, got ") + c.type_name()};
+        // Two equal answers would both be "right": rank classification could not be wrong.
+        if (std::find(choices.begin(), choices.end(), c.get<std::string>()) != choices.end())
+            throw LineProblem{"\"choices\" holds \"" + c.get<std::string>() + "\" twice"};
         choices.push_back(c.get<std::string>());
     }
     return choices;
 }
 
+// JSON allows a key twice in one object and keeps the last; a dataset line with "target" twice is a mistake
+// whose silent resolution would change the answer. The parser's callback sees every key of every object.
+class DuplicateKeyFinder {
+public:
+    bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start) keys_.emplace_back();
+        if (event == json::parse_event_t::object_end && !keys_.empty()) keys_.pop_back();
+        if (event == json::parse_event_t::key && !keys_.empty() && duplicate_.empty()) {
+            const std::string key = parsed.get<std::string>();
+            if (std::find(keys_.back().begin(), keys_.back().end(), key) != keys_.back().end())
+                duplicate_ = key;
+            keys_.back().push_back(key);
+        }
+        return true;
+    }
+    const std::string& duplicate() const { return duplicate_; }
+
+private:
+    std::vector<std::vector<std::string>> keys_;
+    std::string duplicate_;
+};
+
 Example parseExample(const std::string& text, const std::string& default_task) {
     json object;
+    DuplicateKeyFinder duplicates;
     try {
-        object = json::parse(text);
+        object = json::parse(text, std::ref(duplicates));
     } catch (const json::parse_error& e) {
         // Drop nlohmann's "[json.exception.parse_error.101] " prefix: it means nothing to a user.
         const std::string what = e.what();
@@ -54,6 +81,8 @@ Example parseExample(const std::string& text, const std::string& default_task) {
     }
     if (!object.is_object())
         throw LineProblem{std::string("expected a JSON object, got ") + object.type_name()};
+    if (!duplicates.duplicate().empty())
+        throw LineProblem{"the key \"" + duplicates.duplicate() + "\" appears twice"};
     Example ex;
     ex.input = requiredString(object, "input");
     ex.choices = choicesOf(object);

@@ -331,24 +331,28 @@ fs::path outputFolder(const fs::path& out) {
     return p.has_filename() ? p : p.parent_path();
 }
 
-fs::path partialDir(const fs::path& out) {
-    return out.parent_path() / (out.filename().string() + ".partial");
-}
-
-void prepareOutput(const DemoBuildOptions& o, const fs::path& out) {
-    if (fs::exists(out) && !o.replace)
-        throw Error(out.string() + ": already exists (choose another folder, or replace it)");
-    const fs::path partial = partialDir(out);
-    fs::remove_all(partial);
-    fs::create_directories(partial);
+// Replace only what we made: an existing DIR is replaced only with --replace, and only when it is a
+// workspace (its workspace.json opens as one). A home folder, ".", or any other folder is refused.
+void checkOutput(const DemoBuildOptions& o, const fs::path& out) {
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(out, ec))) return;
+    if (!o.replace) throw Error(out.string() + ": already exists (choose another folder, or replace it)");
+    if (!fs::is_directory(fs::symlink_status(out, ec)) || !fs::is_regular_file(out / "workspace.json"))
+        throw Error(out.string() +
+                    ": is not a workspace (no workspace.json); --replace replaces only a "
+                    "workspace this program made");
+    try {
+        openWorkspace(out);
+    } catch (const Error& e) {
+        throw Error(out.string() + ": is not a workspace that --replace may replace (" + e.what() + ")");
+    }
 }
 
 void finish(Build& b, const fs::path& out) {
     fs::remove_all(b.ws.root / ".build");
     saveWorkspaceManifest(b.ws);
     openWorkspace(b.ws.root);  // what was written must open
-    if (fs::exists(out)) fs::remove_all(out);
-    fs::rename(b.ws.root, out);
+    replaceFolder(out, b.ws.root);
 }
 
 }  // namespace
@@ -397,9 +401,13 @@ DemoBuildReport buildDemoWorkspace(const DemoBuildOptions& options, const Progre
                                    const std::atomic<bool>* cancel) {
     if (options.out.empty()) throw Error("demo build: no output folder given");
     const fs::path out = outputFolder(options.out);
-    prepareOutput(options, out);
+    checkOutput(options, out);
+    std::error_code ec;
+    fs::create_directories(out.parent_path(), ec);
+    if (ec) throw Error(out.string() + ": cannot create its folder (" + ec.message() + ")");
     const auto start = Clock::now();
-    Build b{options, progress, cancel, defaultWorkspace(partialDir(out)), {}};
+    // Built in a fresh, uniquely named folder beside DIR and swapped in only when complete.
+    Build b{options, progress, cancel, defaultWorkspace(makeStagingFolder(out, "partial")), {}};
     b.ws.name = "PHATGOOSE demo: synthetic word and number tasks";
     try {
         b.stage("data", [&] { writeTaskData(b); });

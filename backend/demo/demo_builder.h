@@ -3,8 +3,9 @@
 // The synthetic task suite is drawn, a sentencepiece tokenizer is trained on its text, a tiny T5 is
 // pre-trained by span corruption on the held-in tasks' text, one LoRA expert and one PHATGOOSE gate are
 // trained per held-in task, a multitask LoRA is trained on all held-in tasks at once, and every routing
-// method is evaluated on every task into the workspace's database. Everything happens in DIR.partial, renamed
-// to DIR at the end, so a failed or cancelled build leaves nothing half-made.
+// method is evaluated on every task into the workspace's database. Everything happens in a fresh, uniquely
+// named folder beside DIR (".DIR.tmp-partial-XXXXXX"), swapped in as DIR at the end, so a failed or cancelled
+// build leaves nothing half-made and an existing DIR untouched.
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -39,7 +40,7 @@ struct DemoBuildOptions {
     std::filesystem::path out;
     DemoScale scale = DemoScale::full();
     uint64_t seed = 7;
-    bool replace = false;  // replace an existing DIR (else refused)
+    bool replace = false;  // replace an existing DIR, only if it is a workspace (else refused)
     std::string version;   // recorded in the database's runs
 };
 
@@ -61,7 +62,7 @@ struct DemoBuildReport {
     double seconds = 0.0;
 };
 
-// Throws phatgoose::Error (TrainingCancelled when `cancel` is set) after removing DIR.partial.
+// Throws phatgoose::Error (TrainingCancelled when `cancel` is set) after removing its partial folder.
 DemoBuildReport buildDemoWorkspace(const DemoBuildOptions& options,
                                    const std::function<void(const DemoProgress&)>& progress = {},
                                    const std::atomic<bool>* cancel = nullptr);

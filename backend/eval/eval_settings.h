@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "routing/routing_methods.h"
+#include "tokenizer/tokenizer.h"
 
 namespace phatgoose {
 
@@ -22,6 +23,8 @@ struct EvalSettings {
     std::vector<EvalMethod> methods;
     int64_t batch_size = 16;      // examples per forward pass
     int64_t max_new_tokens = 32;  // generation (exact match) examples
+    int64_t max_input_tokens =
+        kDefaultMaxInputTokens;  // longer inputs are cut (eos kept), counted per dataset
 };
 
 }  // namespace phatgoose

@@ -54,6 +54,18 @@ std::string metricName(const Dataset& dataset) {
     return "accuracy+exact_match";
 }
 
+// Which input ran the machine out of memory: the user can find and fix it, or lower the limits.
+[[noreturn]] void reportOutOfMemory(const Dataset& dataset, const std::vector<Ids>& inputs, size_t begin,
+                                    size_t end, const std::string& why) {
+    size_t longest = begin;
+    for (size_t i = begin; i < end; ++i)
+        if (inputs[i].size() > inputs[longest].size()) longest = i;
+    throw Error(dataset.path.string() + ":" + std::to_string(dataset.examples[longest].line) +
+                ": out of memory on the batch holding this example (" +
+                std::to_string(inputs[longest].size()) + " input tokens, the batch's longest): " + why +
+                "; lower the batch size or the input limit");
+}
+
 }  // namespace
 
 std::vector<EvalMethod> parseEvalMethods(const std::string& list, int64_t top_k) {
@@ -100,6 +112,7 @@ Evaluator::Evaluator(T5ModelImpl& model, const Tokenizer& tokenizer, const std::
 void Evaluator::checkSettings(const EvalSettings& settings) const {
     if (settings.methods.empty()) throw Error("evaluation: no routing method given");
     if (settings.batch_size < 1) throw Error("evaluation: the batch size must be at least 1");
+    if (settings.max_input_tokens < 2) throw Error("evaluation: the input limit must be at least 2 tokens");
     // The cheap mistakes are caught before the first cell, so a grid does not fail half-way through.
     for (const EvalMethod& m : settings.methods) {
         const RoutingMethod& method = routingMethod(m.spec.method);
@@ -118,20 +131,29 @@ void Evaluator::checkSettings(const EvalSettings& settings) const {
 EvalResult Evaluator::run(const std::vector<Dataset>& datasets, const EvalSettings& settings,
                           const EvalHooks& hooks) {
     checkSettings(settings);
+    EvalResult result;
     std::vector<Tokenized> tokens(datasets.size());
     Progress progress;
     for (size_t d = 0; d < datasets.size(); ++d) {
+        int64_t cut = 0;
         for (const Example& ex : datasets[d].examples) {
             tokens[d].inputs.push_back(tokenizer_.encode(ex.input));
+            cut += truncateKeepingEos(tokens[d].inputs.back(), settings.max_input_tokens, tokenizer_.kEos);
             std::vector<Ids> choices;
             for (const std::string& c : ex.choices) choices.push_back(tokenizer_.encode(c));
             tokens[d].choices.push_back(std::move(choices));
         }
+        if (cut > 0)
+            result.warnings.push_back(datasets[d].path.string() + ": " + std::to_string(cut) + " of " +
+                                      std::to_string(datasets[d].examples.size()) + " inputs were cut to " +
+                                      std::to_string(settings.max_input_tokens) + " tokens");
         progress.state.total += int64_t(datasets[d].examples.size() * settings.methods.size());
     }
-    EvalResult result;
     for (const EvalMethod& method : settings.methods) {
         auto router = makeRouter(model_, experts_, method.spec, examples_);
+        for (const std::string& w : router->warnings())
+            if (std::find(result.warnings.begin(), result.warnings.end(), w) == result.warnings.end())
+                result.warnings.push_back(w);
         progress.state.method = method.label;
         for (size_t d = 0; d < datasets.size(); ++d) {
             EvalCell cell{
@@ -174,16 +196,24 @@ bool Evaluator::scoreDataset(const Dataset& dataset, const Tokenized& tokens, Ro
             }
         }
         std::vector<TargetScore> choice_scores;
-        if (!ranked.empty()) {
-            if (router) router->beginBatch(rank_inputs);
-            choice_scores = scoreTargets(model_, rank_inputs, rank_targets);
-        }
         std::vector<Generation> generations;
-        if (!generated.empty()) {
-            if (router) router->beginBatch(gen_inputs);
-            GenerationOptions options;
-            options.max_new_tokens = settings.max_new_tokens;
-            generations = generate(model_, gen_inputs, options);
+        try {
+            if (!ranked.empty()) {
+                if (router) router->beginBatch(rank_inputs);
+                choice_scores = scoreTargets(model_, rank_inputs, rank_targets);
+            }
+            if (!generated.empty()) {
+                if (router) router->beginBatch(gen_inputs);
+                GenerationOptions options;
+                options.max_new_tokens = settings.max_new_tokens;
+                generations = generate(model_, gen_inputs, options);
+            }
+        } catch (const std::bad_alloc&) {
+            reportOutOfMemory(dataset, tokens.inputs, begin, end, "the allocation failed");
+        } catch (const c10::Error& e) {
+            const std::string what = e.what();
+            if (what.find("allocate") == std::string::npos) throw;
+            reportOutOfMemory(dataset, tokens.inputs, begin, end, what.substr(0, what.find('\n')));
         }
         // Predictions in dataset order, whichever pass produced them.
         size_t next_choice = 0, next_rank = 0, next_gen = 0;
@@ -243,6 +273,7 @@ std::string evalSettingsJson(const std::vector<Dataset>& datasets, const EvalSet
     j["top_k"] = settings.methods.empty() ? 0 : settings.methods.front().spec.top_k;
     j["batch_size"] = settings.batch_size;
     j["max_new_tokens"] = settings.max_new_tokens;
+    j["max_input_tokens"] = settings.max_input_tokens;
     for (const Dataset& d : datasets)
         j["datasets"].push_back({{"path", d.path.string()},
                                  {"name", d.name},

@@ -35,6 +35,9 @@ struct EvalCell {
 struct EvalResult {
     std::vector<EvalCell> cells;  // method-major, in the order asked
     bool cancelled = false;
+    // One sentence each, for the user: inputs cut to the limit (counted per dataset), experts a method left
+    // out (Router::warnings()).
+    std::vector<std::string> warnings;
     double average(const std::string& method) const;  // over the method's datasets
 };
 

@@ -187,6 +187,14 @@ std::vector<LinearSite> resolveTargetsFor(const LoraSettings& settings, const T5
     return sites;
 }
 
+// "q, k, v, o, wi_0, wi_1, wo": the leaf names a target list can use.
+std::string describeLeaves(const T5Config& config) {
+    std::string list;
+    for (const std::string& leaf : LoraSettings::allLinearLeaves(config))
+        list += (list.empty() ? "" : ", ") + leaf;
+    return list;
+}
+
 // ---- adapter_config.json ----
 
 bool isSet(const json& j, const char* key) {
@@ -548,18 +556,33 @@ void checkSavable(const LoraExpert& e, const fs::path& dir) {
                     " modules have a gate; a gate covers every module or none");
 }
 
-void prepareFolder(const fs::path& dir) {
+// Replace only what we made: `dir` may be replaced when it does not exist, is an empty folder, or is an
+// expert folder holding nothing but the files this program writes. Anything else is refused by name.
+void checkReplaceable(const fs::path& dir) {
     std::error_code ec;
-    if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
-        throw Error(dir.string() + ": exists and is not a folder");
-    fs::create_directories(dir, ec);
-    if (ec) throw Error(dir.string() + ": cannot create the folder (" + ec.message() + ")");
-}
-
-void removeIfPresent(const fs::path& path) {
-    std::error_code ec;
-    fs::remove(path, ec);
-    if (ec) throw Error(path.string() + ": cannot remove the stale file (" + ec.message() + ")");
+    const fs::file_status status = fs::symlink_status(dir, ec);
+    if (!fs::exists(status)) return;
+    if (!fs::is_directory(status)) throw Error(dir.string() + ": exists and is not a folder");
+    std::vector<std::string> foreign;
+    bool empty = true;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        empty = false;
+        const std::string name = entry.path().filename().string();
+        if (name != kConfigFile && name != kWeightsFile && name != kGateFile && name != kGateRecordFile &&
+            name != kTrainingFile)
+            foreign.push_back(name);
+    }
+    if (ec) throw Error(dir.string() + ": cannot read the folder (" + ec.message() + ")");
+    if (empty) return;
+    if (!fs::exists(dir / kConfigFile))
+        throw Error(dir.string() + ": exists and holds no expert (no " + kConfigFile +
+                    "); refusing to replace a folder this program did not make");
+    if (!foreign.empty()) {
+        std::string list;
+        for (const std::string& f : foreign) list += (list.empty() ? "" : ", ") + f;
+        throw Error(dir.string() + ": holds files that are not part of an expert (" + list +
+                    "); refusing to replace it (move them, or save the expert elsewhere)");
+    }
 }
 
 // Float32 contiguous copies that outlive the write, and the descriptions that point into them.
@@ -572,7 +595,7 @@ struct TensorsToWrite {
     }
 };
 
-void writeAdapterWeights(const LoraExpert& e, const fs::path& path) {
+void writeAdapterWeights(const LoraExpert& e, const fs::path& path) {  // into a new folder
     TensorsToWrite out;
     for (const auto& [module, m] : e.modules) {
         out.add(peftKey(module, 'A'), m.A);
@@ -581,14 +604,18 @@ void writeAdapterWeights(const LoraExpert& e, const fs::path& path) {
     writeSafetensors(path, out.tensors, {{"format", "pt"}});
 }
 
+// The gate's vectors and its record change together: both are written before either replaces the old one,
+// and a record that described an earlier gate does not survive beside new vectors.
 void writeGateFiles(const LoraExpert& e, const fs::path& dir) {
-    // A record that described an earlier gate must not survive beside new vectors, even after a crash.
-    removeIfPresent(dir / kGateRecordFile);
     TensorsToWrite out;
     for (const auto& [module, m] : e.modules) out.add(module + kGateSuffix, m.gate);
-    writeSafetensors(dir / kGateFile, out.tensors, {{"format", "pt"}});
+    FileTransaction files;
+    writeSafetensors(files, dir / kGateFile, out.tensors, {{"format", "pt"}});
     if (e.gate_record)
-        writeFileAtomically(dir / kGateRecordFile, gateRecordToJson(*e.gate_record).dump(2) + "\n");
+        files.write(dir / kGateRecordFile, gateRecordToJson(*e.gate_record).dump(2) + "\n");
+    else
+        files.remove(dir / kGateRecordFile);
+    files.commit();
 }
 
 }  // namespace
@@ -649,12 +676,32 @@ LoraExpert initLoraExpert(const std::string& name, const LoraSettings& settings,
     if (settings.r <= 0)
         throw Error("expert '" + name +
                     "': the LoRA rank must be positive (r = " + std::to_string(settings.r) + ")");
+    const std::vector<LinearSite> sites = resolveTargets(settings, base);
+    // No silent choices: every target named must adapt something (a typo would otherwise train less).
+    if (!settings.target_regex)
+        for (const std::string& target : settings.target_modules) {
+            LoraSettings one = settings;
+            one.target_modules = {target};
+            const TargetMatcher matches(one, "expert '" + name + "'");
+            if (std::none_of(sites.begin(), sites.end(),
+                             [&](const LinearSite& s) { return matches(s.path); }))
+                throw Error("expert '" + name + "': target '" + target + "' matches no linear layer of the " +
+                            base.family() + " model (its layers: " + describeLeaves(base) + ")");
+        }
+    // A rank above a layer's smaller side adds parameters and no expressiveness; it is also how a typo
+    // (--rank 100000) would allocate without end.
+    for (const LinearSite& site : sites)
+        if (settings.r > std::min(site.d_in, site.d_out))
+            throw Error("expert '" + name + "': rank " + std::to_string(settings.r) +
+                        " exceeds the size of " + site.path + " (" + std::to_string(site.d_out) + " x " +
+                        std::to_string(site.d_in) + "); a LoRA rank is at most min(d_in, d_out) = " +
+                        std::to_string(std::min(site.d_in, site.d_out)));
     LoraExpert e;
     e.name = name;
     e.settings = settings;
     // A private generator: the global one is shared with dropout and data shuffling on other threads.
     at::Generator generator = at::detail::createCPUGenerator(seed);
-    for (const LinearSite& site : resolveTargets(settings, base)) {
+    for (const LinearSite& site : sites) {
         // PEFT's A: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(d_in), 1/sqrt(d_in)), as nn.Linear's default.
         const double bound = 1.0 / std::sqrt(double(site.d_in));
         LoraModule m;
@@ -665,27 +712,21 @@ LoraExpert initLoraExpert(const std::string& name, const LoraSettings& settings,
     return e;
 }
 
-// The order is the crash-safety argument; each file on its own is replaced atomically:
-// 1. Old gate files go first: a gate trained for earlier weights must never sit beside new A/B matrices
-//    (its shapes would still fit, so nothing would notice). Losing a gate in a crash only costs retraining.
-// 2. adapter_model.safetensors before adapter_config.json: the config is what makes a folder an expert
-//    (ExpertLibrary looks for it), so a new expert interrupted here is not an expert at all, and a config
-//    never points at weights that were not written yet.
-// 3. The gate vectors, then their record (saveGate), then the training summary: optional extras that a
-//    crash may leave missing but never inconsistent.
+// A gate trained for earlier weights must never sit beside new A/B matrices (its shapes would still fit,
+// so nothing would notice): the new folder holds only what this expert has, and replaces the old one whole.
 void saveLoraExpert(const LoraExpert& expert, const fs::path& dir) {
     checkSavable(expert, dir);
-    prepareFolder(dir);
-    removeIfPresent(dir / kGateRecordFile);
-    removeIfPresent(dir / kGateFile);
-    writeAdapterWeights(expert, dir / kWeightsFile);
-    writeFileAtomically(dir / kConfigFile, settingsToJson(expert.settings).dump(2) + "\n");
-    if (expert.hasGate()) writeGateFiles(expert, dir);
-    if (expert.training_record)
-        writeFileAtomically(dir / kTrainingFile,
-                            trainingRecordToJson(*expert.training_record).dump(2) + "\n");
-    else
-        removeIfPresent(dir / kTrainingFile);
+    checkReplaceable(dir);
+    // The whole folder is written beside `dir` and swapped in: a failure at any point (a full disk
+    // included) leaves the old expert, gate files and all, byte for byte; a new folder appears only whole.
+    writeFolderAtomically(dir, [&](const fs::path& staged) {
+        writeAdapterWeights(expert, staged / kWeightsFile);
+        writeFileAtomically(staged / kConfigFile, settingsToJson(expert.settings).dump(2) + "\n");
+        if (expert.hasGate()) writeGateFiles(expert, staged);
+        if (expert.training_record)
+            writeFileAtomically(staged / kTrainingFile,
+                                trainingRecordToJson(*expert.training_record).dump(2) + "\n");
+    });
 }
 
 void saveGate(const LoraExpert& expert, const fs::path& dir) {

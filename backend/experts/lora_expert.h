@@ -70,12 +70,15 @@ LoraExpert loadLoraExpert(const std::filesystem::path& dir, const T5Config& base
 LoraExpert initLoraExpert(const std::string& name, const LoraSettings& settings, const T5Config& base,
                           uint64_t seed);
 
-// Writes adapter_config.json + adapter_model.safetensors (PEFT key names), each file atomically. Also
-// writes the gate and records that are present, and removes gate or summary files left in `dir` by an
-// earlier save that the expert no longer has. The expert is checked before anything is written.
+// Writes the expert folder: adapter_config.json + adapter_model.safetensors (PEFT key names), and the gate
+// and records that are present. The expert is checked before anything is written; the folder is built
+// whole beside `dir` and swapped in, so a failure leaves `dir` as it was and a success leaves exactly the
+// expert's files (none of an earlier save's gate or summary). An existing `dir` is replaced only when it is
+// empty or an expert folder holding nothing but these files; anything else is refused by name.
 void saveLoraExpert(const LoraExpert& expert, const std::filesystem::path& dir);
 // Writes only phatgoose_gate.safetensors (keys "<module path>.gate", [d_in]) and phatgoose_gate.json (when
-// gate_record is set) into an existing expert folder. Throws when a module has no gate.
+// gate_record is set; else a stale one is removed) into an existing expert folder, both written before
+// either replaces the old one. Throws when a module has no gate.
 void saveGate(const LoraExpert& expert, const std::filesystem::path& dir);
 
 // The PEFT key of a module's A or B: "base_model.model.<path>.lora_A.weight".

@@ -528,17 +528,34 @@ void SafetensorsFile::read(const TensorInfo& tensor, void* dst) const {
     preadFully(fd_, dst, last - first, first, label, "tensor '" + printable(tensor.name) + "'");
 }
 
-void writeSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-    const std::string header = encodeHeader(tensors, metadata, path.string());
-    writeFileAtomically(path, [&](std::ostream& out) {
-        out.write(header.data(), static_cast<std::streamsize>(header.size()));
+namespace {
+
+// The header is encoded (and every tensor checked) before the caller opens a file.
+std::function<void(std::ostream&)> safetensorsWriter(const std::filesystem::path& path,
+                                                     const std::vector<TensorToWrite>& tensors,
+                                                     const std::map<std::string, std::string>& metadata) {
+    auto header = std::make_shared<std::string>(encodeHeader(tensors, metadata, path.string()));
+    return [header, &tensors](std::ostream& out) {
+        out.write(header->data(), static_cast<std::streamsize>(header->size()));
         for (const TensorToWrite& tensor : tensors) {
             const uint64_t bytes = *byteCount(tensor.shape, tensor.dtype);
             if (bytes > 0)
                 out.write(static_cast<const char*>(tensor.data), static_cast<std::streamsize>(bytes));
         }
-    });
+    };
+}
+
+}  // namespace
+
+void writeSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+    writeFileAtomically(path, safetensorsWriter(path, tensors, metadata));
+}
+
+void writeSafetensors(FileTransaction& files, const std::filesystem::path& path,
+                      const std::vector<TensorToWrite>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+    files.write(path, safetensorsWriter(path, tensors, metadata));
 }
 
 }  // namespace phatgoose

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "atomic_file.h"
+
 namespace phatgoose {
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
@@ -71,6 +73,11 @@ struct TensorToWrite {
 // Writes atomically: a temporary file beside the target, fsync, then rename. On any failure (a full
 // disk included) the target is untouched and the temporary file is removed.
 void writeSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+// The same file as one member of a set written together (renamed into place by files.commit()).
+void writeSafetensors(FileTransaction& files, const std::filesystem::path& path,
+                      const std::vector<TensorToWrite>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace phatgoose

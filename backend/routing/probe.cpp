@@ -5,14 +5,18 @@
 namespace phatgoose {
 
 ProbeOutcome probeWithRouter(PretrainedT5& t5, Router& router, const std::string& prompt,
-                             int64_t max_new_tokens) {
-    const std::vector<int64_t> input = t5.tokenizer->encode(prompt);
+                             int64_t max_new_tokens, int64_t max_input_tokens) {
+    ProbeOutcome out;
+    std::vector<int64_t> input = t5.tokenizer->encode(prompt);
+    const size_t length = input.size();
+    if (truncateKeepingEos(input, max_input_tokens, t5.config.eos_token_id))
+        out.warnings.push_back("the prompt has " + std::to_string(length) + " tokens and was cut to " +
+                               std::to_string(input.size()));
     router.clearTrace();
     router.beginBatch({input});
     GenerationOptions options;
     options.max_new_tokens = max_new_tokens;
     const Generation g = generate(*t5.model, {input}, options).at(0);
-    ProbeOutcome out;
     out.output = t5.tokenizer->decode(g.ids);
     out.trace = router.trace();
     for (int64_t id : input) out.trace.encoder_pieces.push_back(t5.tokenizer->idToPiece(id));
@@ -24,10 +28,13 @@ ProbeOutcome probeWithRouter(PretrainedT5& t5, Router& router, const std::string
 }
 
 ProbeOutcome probePrompt(PretrainedT5& t5, const std::vector<LoraExpert>& experts, RoutingSpec spec,
-                         const std::string& prompt, int64_t max_new_tokens, const ExpertExamples* examples) {
+                         const std::string& prompt, int64_t max_new_tokens, const ExpertExamples* examples,
+                         int64_t max_input_tokens) {
     spec.record_trace = spec.record_scores = true;
     auto router = makeRouter(*t5.model, experts, spec, examples);
-    return probeWithRouter(t5, *router, prompt, max_new_tokens);
+    ProbeOutcome out = probeWithRouter(t5, *router, prompt, max_new_tokens, max_input_tokens);
+    out.warnings.insert(out.warnings.end(), router->warnings().begin(), router->warnings().end());
+    return out;
 }
 
 }  // namespace phatgoose

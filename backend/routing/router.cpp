@@ -482,11 +482,27 @@ std::vector<std::map<std::string, torch::Tensor>> averageActivations(T5ModelImpl
 
 namespace {
 
+// "a, b (2 of 5)" for the experts without a gate; "" when every expert has one.
+std::string ungatedNames(const std::vector<LoraExpert>& experts) {
+    std::string names;
+    size_t count = 0;
+    for (const LoraExpert& e : experts)
+        if (!e.hasGate()) names += (count++ ? ", " : "") + e.name;
+    if (count == 0) return "";
+    return names + " (" + std::to_string(count) + " of " + std::to_string(experts.size()) + ")";
+}
+
 void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
               const ExpertExamples* examples) {
     const RoutingMethod& method = routingMethod(spec.method);
     if (!method.needs_experts) return;
     if (experts.empty()) throw Error("routing method '" + spec.method + "' needs at least one expert");
+    // Names pick experts (single, traces, results): two experts of one name would make that a silent guess.
+    std::map<std::string, const LoraExpert*> by_name;
+    for (const LoraExpert& e : experts)
+        if (auto [it, fresh] = by_name.emplace(e.name, &e); !fresh)
+            throw Error("two experts are named '" + e.name + "' (" + it->second->dir.string() + " and " +
+                        e.dir.string() + "); expert names must be distinct");
     if (method.uses_top_k && (spec.top_k < 1 || spec.top_k > int64_t(experts.size())))
         throw Error("top-k must be between 1 and the number of experts (" + std::to_string(experts.size()) +
                     "), got " + std::to_string(spec.top_k));
@@ -495,6 +511,14 @@ void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
         throw Error("routing method '" + spec.method +
                     "' needs experts with trained gates, and none of the " + std::to_string(experts.size()) +
                     " experts has one (train them with 'phatgoose train-gate')");
+    if (method.needs_gates && spec.require_gates) {
+        const std::string ungated = ungatedNames(experts);
+        if (!ungated.empty())
+            throw Error("routing method '" + spec.method +
+                        "' with all gates required: these experts have no "
+                        "gate: " +
+                        ungated);
+    }
     if (method.needs_examples) {
         if (!examples || examples->inputs.size() != experts.size() ||
             examples->targets.size() != experts.size())
@@ -506,11 +530,8 @@ void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
     }
 }
 
-}  // namespace
-
-std::unique_ptr<Router> makeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts,
-                                   const RoutingSpec& spec, const ExpertExamples* examples) {
-    validate(experts, spec, examples);
+std::unique_ptr<Router> routerFor(T5ModelImpl& model, const std::vector<LoraExpert>& experts,
+                                  const RoutingSpec& spec, const ExpertExamples* examples) {
     switch (routingMethod(spec.method).id) {
         case RoutingMethodId::Base:
             return std::make_unique<BaseRouter>(model, experts);
@@ -545,6 +566,21 @@ std::unique_ptr<Router> makeRouter(T5ModelImpl& model, const std::vector<LoraExp
         }
     }
     throw Error("routing method '" + spec.method + "' has no router");
+}
+
+}  // namespace
+
+std::unique_ptr<Router> makeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts,
+                                   const RoutingSpec& spec, const ExpertExamples* examples) {
+    validate(experts, spec, examples);
+    std::unique_ptr<Router> router = routerFor(model, experts, spec, examples);
+    if (routingMethod(spec.method).needs_gates)
+        if (const std::string ungated = ungatedNames(experts); !ungated.empty())
+            router->warnings_.push_back("routing method '" + spec.method +
+                                        "' leaves out the experts without a "
+                                        "gate: " +
+                                        ungated);
+    return router;
 }
 
 }  // namespace phatgoose

@@ -51,12 +51,17 @@ public:
     virtual void beginBatch(const std::vector<std::vector<int64_t>>& /*inputs*/) {}
     // Memory held for the experts (stacked A and B, merged deltas, keys).
     int64_t bytes() const { return bytes_; }
+    // What the user should know about this routing that is not an error, one sentence each (e.g. experts
+    // left out because they have no gate). Callers show them: the CLI on stderr, the workbench in its status.
+    const std::vector<std::string>& warnings() const { return warnings_; }
     // Takes the adapters off the model and puts them back, so that a benchmark can interleave base and
     // routed measurements on one model.
     void suspend();
     void resume();
 
 protected:
+    friend std::unique_ptr<Router> makeRouter(T5ModelImpl&, const std::vector<LoraExpert>&,
+                                              const RoutingSpec&, const ExpertExamples*);
     Router(T5ModelImpl& model, const std::string& method, const std::vector<LoraExpert>& experts,
            int64_t top_k);
     void attach(const T5Linear& linear, std::shared_ptr<LinearAdapter> adapter);
@@ -65,13 +70,16 @@ protected:
     T5ModelImpl& model_;
     RoutingTrace trace_;
     int64_t bytes_ = 0;
+    std::vector<std::string> warnings_;
 
 private:
     std::vector<std::pair<T5Linear, std::shared_ptr<LinearAdapter>>> attached_;
 };
 
-// Validates the spec against the experts (known method, 1 <= k <= N, a named expert exists, gates exist for
-// phatgoose, examples given where needed) and attaches the router to `model`.
+// Validates the spec against the experts (known method, distinct expert names, 1 <= k <= N, a named expert
+// exists, gates for gate-based methods: at least one, and all with require_gates; examples given where
+// needed) and attaches the router to `model`. Experts a gate-based method leaves out are named in
+// warnings().
 std::unique_ptr<Router> makeRouter(T5ModelImpl& model, const std::vector<LoraExpert>& experts,
                                    const RoutingSpec& spec, const ExpertExamples* examples = nullptr);
 

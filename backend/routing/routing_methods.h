@@ -46,6 +46,9 @@ struct RoutingSpec {
     bool record_trace = false;
     bool record_scores = false;
     bool dense_reference = false;  // apply every expert and mask (slow; tests prove the fast path equals it)
+    // Gate-based methods: refuse a library in which some experts have no gate, instead of routing among the
+    // gated ones and warning (Router::warnings()).
+    bool require_gates = false;
 };
 
 // The name of a method, for code that asks for one method in particular ("single" for one named expert).

@@ -1,11 +1,15 @@
 #include "store/results_store.h"
 
+#include <unistd.h>
 #include <QDateTime>
 #include <QSqlDatabase>
 #include <QSqlError>
 #include <QSqlQuery>
 #include <QVariant>
+
 #include <atomic>
+#include <fstream>
+#include <sstream>
 
 #include "error.h"
 
@@ -38,6 +42,12 @@ const std::vector<std::vector<const char*>>& migrationSteps() {
             "runs(id) ON "
             "DELETE CASCADE, name TEXT NOT NULL, created_at TEXT NOT NULL, json TEXT NOT NULL)",
             "CREATE INDEX routing_traces_by_run ON routing_traces(run)",
+        },
+        {
+            // Who began a run, so that a run left running by a process that is gone reads as interrupted.
+            "ALTER TABLE runs ADD COLUMN pid INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE runs ADD COLUMN process_start TEXT NOT NULL DEFAULT ''",
         },
     };
     return steps;
@@ -128,6 +138,32 @@ QVariant integer(int64_t v) {
     return QVariant(qlonglong(v));
 }
 
+std::string thisHost() {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) != 0) return "";
+    return name;
+}
+
+// When process `pid` started (field 22 of /proc/PID/stat, clock ticks since boot): with the pid, it names
+// one process even after the pid is reused. "" when there is no such process.
+std::string processStart(int64_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return "";
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after its last ')'.
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos) return "";
+    std::istringstream fields(line.substr(close + 1));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i)
+        if (i == 22) return field;
+    return "";
+}
+
+constexpr const char* kRunColumns =
+    "id, kind, started_at, finished_at, status, settings, version, pid, host, "
+    "process_start";
+
 RunRecord runFrom(const QSqlQuery& q) {
     RunRecord r;
     r.id = q.value(0).toLongLong();
@@ -137,6 +173,12 @@ RunRecord runFrom(const QSqlQuery& q) {
     r.status = text(q.value(4));
     r.settings = text(q.value(5));
     r.version = text(q.value(6));
+    r.pid = q.value(7).toLongLong();
+    r.host = text(q.value(8));
+    const std::string started = text(q.value(9));
+    const bool gone = r.pid > 0 && r.host == thisHost() && processStart(r.pid) != started;
+    if (r.status == runStatusName(RunStatus::Running) && gone)
+        r.status = runStatusName(RunStatus::Interrupted);
     return r;
 }
 
@@ -154,6 +196,8 @@ std::string runStatusName(RunStatus status) {
             return "failed";
         case RunStatus::Cancelled:
             return "cancelled";
+        case RunStatus::Interrupted:
+            return "interrupted";
     }
     return "unknown";
 }
@@ -229,18 +273,22 @@ int64_t ResultsStore::beginRun(const std::string& kind, const std::string& setti
                                const std::string& version) {
     const Sql sql(connection_, file_);
     Transaction transaction(sql);
-    QSqlQuery q =
-        sql.exec("INSERT INTO runs (kind, started_at, status, settings, version) VALUES (?, ?, ?, ?, ?)",
-                 {text(kind), text(nowUtc()), text(runStatusName(RunStatus::Running)),
-                  text(settings_json.empty() ? "{}" : settings_json), text(version)});
+    const int64_t pid = int64_t(getpid());
+    QSqlQuery q = sql.exec(
+        "INSERT INTO runs (kind, started_at, status, settings, version, pid, host, process_start) VALUES (?, "
+        "?, "
+        "?, ?, ?, ?, ?, ?)",
+        {text(kind), text(nowUtc()), text(runStatusName(RunStatus::Running)),
+         text(settings_json.empty() ? "{}" : settings_json), text(version), integer(pid), text(thisHost()),
+         text(processStart(pid))});
     const int64_t id = q.lastInsertId().toLongLong();
     transaction.commit();
     return id;
 }
 
 void ResultsStore::finishRun(int64_t run, RunStatus status) {
-    if (status == RunStatus::Running)
-        throw Error(file_.string() + ": finishRun needs a final status, not running");
+    if (status == RunStatus::Running || status == RunStatus::Interrupted)
+        throw Error(file_.string() + ": finishRun needs a final status, not " + runStatusName(status));
     const Sql sql(connection_, file_);
     Transaction transaction(sql);
     QSqlQuery q = sql.exec("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?",
@@ -300,21 +348,16 @@ int64_t ResultsStore::saveTrace(std::optional<int64_t> run, const std::string& n
 }
 
 std::vector<RunRecord> ResultsStore::runs() const {
-    QSqlQuery q =
-        Sql(connection_, file_)
-            .exec(
-                "SELECT id, kind, started_at, finished_at, status, settings, version FROM runs ORDER BY id");
+    const std::string select = std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY id";
+    QSqlQuery q = Sql(connection_, file_).exec(select.c_str());
     std::vector<RunRecord> out;
     while (q.next()) out.push_back(runFrom(q));
     return out;
 }
 
 std::optional<RunRecord> ResultsStore::run(int64_t id) const {
-    QSqlQuery q =
-        Sql(connection_, file_)
-            .exec(
-                "SELECT id, kind, started_at, finished_at, status, settings, version FROM runs WHERE id = ?",
-                {integer(id)});
+    const std::string select = std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?";
+    QSqlQuery q = Sql(connection_, file_).exec(select.c_str(), {integer(id)});
     if (!q.next()) return std::nullopt;
     return runFrom(q);
 }

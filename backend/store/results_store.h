@@ -2,7 +2,9 @@
 // The workspace's results database (docs/ARCHITECTURE.md, "Datasets and results"): one SQLite file,
 // `workbench.sqlite`, holding runs, metrics, per-example predictions, loss curves and routing traces. Every
 // write is a transaction, so a run killed half-way keeps everything it wrote before and stays listed as
-// unfinished (finished_at NULL, status running). The schema is versioned (PRAGMA user_version) and migrated
+// unfinished (finished_at NULL, status running) until the process that began it is gone: each run records
+// the pid, host and start time of its process, and a running run whose process no longer exists on this host
+// is reported as interrupted. The schema is versioned (PRAGMA user_version) and migrated
 // forward; a newer file is refused. QtSql only: no LibTorch, no widgets.
 #include <cstdint>
 #include <filesystem>
@@ -13,8 +15,9 @@
 
 namespace phatgoose {
 
-enum class RunStatus { Running, Finished, Failed, Cancelled };
-std::string runStatusName(RunStatus status);  // "running", "finished", "failed", "cancelled"
+// Interrupted is never written: it is how a run still marked running reads once its process is gone.
+enum class RunStatus { Running, Finished, Failed, Cancelled, Interrupted };
+std::string runStatusName(RunStatus status);  // "running", "finished", "failed", "cancelled", "interrupted"
 
 struct RunRecord {
     int64_t id = 0;
@@ -24,6 +27,8 @@ struct RunRecord {
     std::string status;       // runStatusName()
     std::string settings;     // JSON text
     std::string version;      // the project version that wrote it
+    int64_t pid = 0;          // the process that began the run (0 in runs from schema version 1)
+    std::string host;         // and its host
 };
 
 struct MetricRecord {
@@ -62,7 +67,7 @@ struct TraceRecord {
 
 class ResultsStore {
 public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
 
     // Opens or creates the database and migrates it to kSchemaVersion. Throws phatgoose::Error naming the
     // file when it cannot be opened or written, is not SQLite, or comes from a newer version.

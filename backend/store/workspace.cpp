@@ -131,6 +131,25 @@ Workspace defaultWorkspace(const fs::path& dir) {
     return ws;
 }
 
+namespace {
+
+// Every path of a workspace must stay inside it once symbolic links are followed: a linked
+// workbench.sqlite or model folder would make the workspace read or write somewhere else.
+void checkContained(const Workspace& ws, const fs::path& p, const std::string& what) {
+    if (p.empty()) return;
+    std::error_code ec;
+    const fs::path root = fs::weakly_canonical(ws.root, ec);
+    const fs::path real = fs::weakly_canonical(p, ec);
+    if (ec) throw Error(p.string() + ": cannot resolve the " + what + " (" + ec.message() + ")");
+    const fs::path inside = real.lexically_relative(root);
+    if (inside.empty() || *inside.begin() == "..")
+        throw Error(ws.root.string() + ": the " + what + " " + p.string() +
+                    " leads outside the workspace (to " + real.string() +
+                    "); a workspace keeps everything inside its folder");
+}
+
+}  // namespace
+
 Workspace openWorkspace(const fs::path& dir) {
     if (!fs::is_directory(dir)) throw Error(dir.string() + ": no such workspace folder");
     Workspace ws = defaultWorkspace(dir);
@@ -150,6 +169,13 @@ Workspace openWorkspace(const fs::path& dir) {
             if (!p.empty() && !fs::exists(p))
                 throw Error(manifest.string() + ": task '" + t.name + "' names " + p.string() +
                             ", which does not exist");
+    checkContained(ws, ws.model_dir, "model folder");
+    checkContained(ws, ws.experts_dir, "expert library");
+    checkContained(ws, ws.database, "results database");
+    checkContained(ws, ws.multitask_dir, "multitask baseline");
+    for (const WorkspaceTask& t : ws.tasks)
+        for (const fs::path& p : {t.train, t.valid, t.test})
+            checkContained(ws, p, "data of task '" + t.name + "'");
     return ws;
 }
 

@@ -427,4 +427,13 @@ std::string Tokenizer::shimPath() {
     return SpmShim::instance().path;
 }
 
+bool truncateKeepingEos(std::vector<int64_t>& ids, int64_t max_tokens, int64_t eos) {
+    if (max_tokens < 1)
+        throw Error("an input limit must be at least one token, got " + std::to_string(max_tokens));
+    if (int64_t(ids.size()) <= max_tokens) return false;
+    ids.resize(size_t(max_tokens - 1));
+    ids.push_back(eos);
+    return true;
+}
+
 }  // namespace phatgoose

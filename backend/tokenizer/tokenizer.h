@@ -67,4 +67,12 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// At inference an input is cut to this many tokens (eos kept) unless the user sets another limit: memory and
+// time grow with the square of the length, and one stray 20,000-word line must not take the machine.
+inline constexpr int64_t kDefaultMaxInputTokens = 512;
+
+// `ids` cut to at most `max_tokens` (>= 1), keeping `eos` as the last token when it had to cut. Returns
+// whether it cut.
+bool truncateKeepingEos(std::vector<int64_t>& ids, int64_t max_tokens, int64_t eos);
+
 }  // namespace phatgoose

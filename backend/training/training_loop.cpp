@@ -76,10 +76,7 @@ torch::Tensor lmLoss(T5ModelImpl& model, const LmBatch& b,
 }
 
 std::vector<int64_t> truncated(std::vector<int64_t> ids, int64_t max_tokens, int64_t eos) {
-    if (int64_t(ids.size()) > max_tokens) {
-        ids.resize(size_t(max_tokens - 1));
-        ids.push_back(eos);
-    }
+    truncateKeepingEos(ids, max_tokens, eos);
     return ids;
 }
 
