@@ -5,6 +5,7 @@
 #include <QTabWidget>
 #include <QTimer>
 
+#include "model/hub_cache.h"
 #include "routing/routing_methods.h"
 #include "ui/main_window.h"
 #include "ui/probe/probe_view.h"
@@ -100,7 +101,8 @@ struct WorkbenchOptions {
         parser.addPositionalArgument(
             "WORKSPACE_DIR",
             "A workspace to open (optional; default: the last one, else the demo). A "
-            "T5 model folder (with config.json) opens as a bare model instead.");
+            "T5 model folder (with config.json), or a hub id such as google/flan-t5-large in the local "
+            "Hugging Face cache, opens as a bare model instead.");
         parser.addPositionalArgument("EXPERTS_DIR",
                                      "With a model folder: an expert library for it (optional).");
         parser.addOptions({probe, method, screenshot, measure_stall});
@@ -143,7 +145,9 @@ int main(int argc, char** argv) {
         window.openWorkspace(parser.value(measure_stall));
     } else if (args.isEmpty()) {
         window.openStartupWorkspace();
-    } else if (QFileInfo::exists(QDir(args[0]).filePath("config.json"))) {
+    } else if (QFileInfo::exists(QDir(args[0]).filePath("config.json")) ||
+               (!QFileInfo::exists(args[0]) && phatgoose::looksLikeHubId(args[0].toStdString()))) {
+        // A model folder, or a hub id ("google/flan-t5-large") in the local Hugging Face cache.
         window.openModel(args[0]);
         if (args.size() > 1) window.openLibrary(args[1]);
     } else {

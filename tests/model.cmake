@@ -6,3 +6,5 @@ phatgoose_test(test_safetensors SOURCES test_safetensors.cpp LIBS phatgoose_io L
 if(PHATGOOSE_BUILD_FUZZ)
     include(${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz.cmake)
 endif()
+# PyTorch's zip checkpoint format, read by an allowlisted pickle interpreter (phatgoose_io: no LibTorch).
+phatgoose_test(test_pytorch_checkpoint SOURCES test_pytorch_checkpoint.cpp LIBS phatgoose_io LABELS unit)

@@ -253,7 +253,8 @@ private Q_SLOTS:
         QTest::newRow("not SQLite") << "random-bytes"
                                     << "not a SQLite database";
         QTest::newRow("newer schema") << "newer"
-                                      << "schema version 99, newer than this program's version 1";
+                                      << "schema version 99, newer than this program's version " +
+                                             QString::number(ResultsStore::kSchemaVersion);
         QTest::newRow("folder missing") << "missing-folder"
                                         << "cannot open";
         QTest::newRow("path is a folder") << "folder"

@@ -124,6 +124,27 @@ struct TrainingOutcomeView {
     double final_loss = 0.0;  // the last finished expert's
 };
 
+// ---- Importing an expert library ----
+
+struct LibraryImportRequest {
+    QString source;  // an r-three best.pt, or a folder of PEFT adapter folders (safetensors or .bin)
+    QString out;     // for a best.pt: the library folder to create
+    bool bf16 = false;
+};
+
+struct LibraryImportProgressView {
+    qint64 experts_done = 0, experts_total = 0;
+    double gb_read = 0.0, gb_total = 0.0;
+};
+
+struct LibraryImportOutcomeView {
+    QString status;  // "finished", "cancelled" or "failed"
+    QString message;
+    QString library;  // the library now open (finished only)
+    qint64 experts = 0;
+    QStringList warnings;
+};
+
 }  // namespace phatgoose::ui
 
 Q_DECLARE_METATYPE(phatgoose::ui::WorkspaceView)
@@ -138,3 +159,6 @@ Q_DECLARE_METATYPE(phatgoose::ui::ExpertTrainingRequest)
 Q_DECLARE_METATYPE(phatgoose::ui::TrainingProgressView)
 Q_DECLARE_METATYPE(phatgoose::ui::TrainingOutcomeView)
 Q_DECLARE_METATYPE(phatgoose::ui::EvaluationRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::LibraryImportRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::LibraryImportProgressView)
+Q_DECLARE_METATYPE(phatgoose::ui::LibraryImportOutcomeView)

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "experts/rthree_library.h"
 #include "training/expert_trainer.h"
 #include "training/training_session.h"
 #include "version.h"
@@ -376,6 +377,47 @@ void EngineWorker::trainExpert(const ExpertTrainingRequest& request) {
         listLibrary();
     });
     Q_EMIT trainingFinished(outcome);
+    Q_EMIT idle();
+}
+
+// ---- Importing an expert library ----
+
+void EngineWorker::importLibrary(const LibraryImportRequest& request) {
+    cancel_ = false;
+    LibraryImportOutcomeView outcome{.status = "finished"};
+    Q_EMIT busy(tr("Importing %1 ...").arg(request.source));
+    try {
+        if (!engine_) throw Error("open the base model (or a workspace) before importing its experts");
+        fs::path library = request.source.toStdString();
+        if (!fs::is_directory(library)) {
+            if (request.out.isEmpty()) throw Error("choose the folder for the imported library");
+            RThreeImportOptions options{.checkpoint = library,
+                                        .model_dir = engine_->t5.dir,
+                                        .out = request.out.toStdString(),
+                                        .bf16 = request.bf16};
+            const RThreeImportReport report = importRThreeLibrary(
+                options,
+                [this](const RThreeProgress& p) {
+                    Q_EMIT libraryImportProgress({.experts_done = p.experts_done,
+                                                  .experts_total = p.experts_total,
+                                                  .gb_read = double(p.bytes_read) / 1e9,
+                                                  .gb_total = double(p.bytes_total) / 1e9});
+                },
+                &cancel_);
+            for (const std::string& w : report.warnings) outcome.warnings << QString::fromStdString(w);
+            library = options.out;
+        }
+        engine_->experts = std::move(ExpertLibrary::open(library, engine_->t5.config).experts());
+        engine_->library_dir = library;
+        outcome.library = QString::fromStdString(library.string());
+        outcome.experts = qint64(engine_->experts.size());
+        announceLibrary(outcome.library);
+        listLibrary();
+    } catch (const std::exception& e) {
+        outcome.status = cancel_ ? "cancelled" : "failed";
+        outcome.message = firstLine(e);
+    }
+    Q_EMIT libraryImportFinished(outcome);
     Q_EMIT idle();
 }
 

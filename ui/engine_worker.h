@@ -51,6 +51,13 @@ public Q_SLOTS:
     // lists the library again. Cancellation and the ending as trainGates().
     void trainExpert(const phatgoose::ui::ExpertTrainingRequest& request);
 
+    // ---- Importing an expert library (File > Import expert library) ----
+    // A best.pt is imported into request.out (experts/rthree_library.h) with progress; a folder of PEFT
+    // adapters is opened as it is. Either way the library then opens, as openLibrary() does. Clears the
+    // cancel flag first; requestCancel() stops between experts and leaves no library. Always ends with
+    // libraryImportFinished().
+    void importLibrary(const phatgoose::ui::LibraryImportRequest& request);
+
     // ---- Probe and Compare views ----
     // Probes the prompt under both configurations, one after the other, and emits compared().
     void compare(const phatgoose::ui::CompareRequest& request);
@@ -76,6 +83,10 @@ Q_SIGNALS:
     // Emitted on the engine thread once per optimizer step; queued to the GUI.
     void trainingProgress(const phatgoose::ui::TrainingProgressView& progress);
     void trainingFinished(const phatgoose::ui::TrainingOutcomeView& outcome);
+
+    // ---- Importing an expert library ----
+    void libraryImportProgress(const phatgoose::ui::LibraryImportProgressView& progress);
+    void libraryImportFinished(const phatgoose::ui::LibraryImportOutcomeView& outcome);
 
     // ---- Probe and Compare views ----
     void compared(const phatgoose::ui::CompareResult& result);

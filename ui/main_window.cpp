@@ -21,6 +21,7 @@
 
 #include "ui/demo_location.h"
 #include "ui/experts/experts_view.h"
+#include "ui/experts/import_library_dialog.h"
 #include "ui/experts/train_expert_dialog.h"
 #include "ui/experts/train_gate_dialog.h"
 #include "ui/probe/compare_view.h"
@@ -157,6 +158,7 @@ void MainWindow::buildMenus() {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Open an expert library"));
         if (!dir.isEmpty()) openLibrary(dir);
     });
+    file->addAction(tr("&Import expert library..."), this, [this] { showImportLibraryDialog(); });
     file->addSeparator();
     file->addAction(tr("&Quit"), QKeySequence::Quit, qApp, &QApplication::quit);
     QMenu* results = menuBar()->addMenu(tr("&Results"));
@@ -280,6 +282,20 @@ void MainWindow::connectShell() {
     connect(experts_view_, &ExpertsView::trainExpertRequested, this, &MainWindow::showTrainExpertDialog);
     connect(train_gate_, &TrainGateDialog::trainingRequested, worker_, &EngineWorker::trainGates);
     connect(train_expert_, &TrainExpertDialog::trainingRequested, worker_, &EngineWorker::trainExpert);
+    qRegisterMetaType<LibraryImportRequest>();
+    qRegisterMetaType<LibraryImportProgressView>();
+    qRegisterMetaType<LibraryImportOutcomeView>();
+    import_library_ = new ImportLibraryDialog(this);
+    connect(import_library_, &ImportLibraryDialog::importRequested, worker_, &EngineWorker::importLibrary);
+    connect(import_library_, &ImportLibraryDialog::cancelRequested, this,
+            [this] { worker_->requestCancel(); });
+    connect(worker_, &EngineWorker::libraryImportProgress, import_library_,
+            &ImportLibraryDialog::showProgress);
+    connect(worker_, &EngineWorker::libraryImportFinished, import_library_,
+            &ImportLibraryDialog::showOutcome);
+    connect(worker_, &EngineWorker::libraryImportFinished, this, [this](const LibraryImportOutcomeView& o) {
+        if (o.status == "finished") tabs_->setCurrentWidget(experts_view_);
+    });
     for (TrainingDialog* dialog : std::initializer_list<TrainingDialog*>{train_gate_, train_expert_}) {
         // Direct, not queued: the flag must reach the job that is running on the engine thread now.
         connect(dialog, &TrainingDialog::cancelRequested, this, [this] { worker_->requestCancel(); });
@@ -322,6 +338,7 @@ void MainWindow::openStartupWorkspace() {
 
 void MainWindow::showWorkspace(const WorkspaceView& workspace) {
     RecentWorkspaces().add(workspace.root);
+    workspace_root_ = workspace.root;
     setWindowTitle(
         tr("%1 - PHATGOOSE Workbench").arg(workspace.name.isEmpty() ? workspace.root : workspace.name));
     QStringList train_files;
@@ -360,6 +377,14 @@ TrainGateDialog* MainWindow::showTrainGateDialog(const QStringList& experts) {
     train_gate_->raise();
     train_gate_->activateWindow();
     return train_gate_;
+}
+
+ImportLibraryDialog* MainWindow::showImportLibraryDialog() {
+    if (!workspace_root_.isEmpty()) import_library_->setDefaultFolder(workspace_root_);
+    import_library_->show();
+    import_library_->raise();
+    import_library_->activateWindow();
+    return import_library_;
 }
 
 TrainExpertDialog* MainWindow::showTrainExpertDialog() {

@@ -19,6 +19,7 @@ struct ModelSummaryView;
 class ExpertsView;
 class TrainGateDialog;
 class TrainExpertDialog;
+class ImportLibraryDialog;
 struct WorkspaceView;
 
 class MainWindow : public QMainWindow {
@@ -45,6 +46,7 @@ public:
     // experts selected in the Experts view.
     TrainGateDialog* showTrainGateDialog(const QStringList& experts = {});
     TrainExpertDialog* showTrainExpertDialog();
+    ImportLibraryDialog* showImportLibraryDialog();
 
 Q_SIGNALS:
     void workspaceRequested(const QString& folder);
@@ -80,6 +82,8 @@ private:
     ExpertsView* experts_view_ = nullptr;
     TrainGateDialog* train_gate_ = nullptr;
     TrainExpertDialog* train_expert_ = nullptr;
+    ImportLibraryDialog* import_library_ = nullptr;
+    QString workspace_root_;  // the open workspace's folder, empty without one
     QMenu* recent_menu_ = nullptr;
     QLabel* model_status_ = nullptr;
     QLabel* compute_status_ = nullptr;

@@ -52,6 +52,7 @@ std::vector<Command> trainingCommands();  // train-expert, train-gate
 std::vector<Command> routingCommands();   // route
 std::vector<Command> evalCommands();      // eval, results
 std::vector<Command> demoCommands();      // demo build
+std::vector<Command> libraryCommands();   // import, export (the authors' r-three libraries)
 
 // Sets LibTorch's (and OpenBLAS's) thread count; 0 leaves the default.
 void setComputeThreads(int threads);

@@ -278,9 +278,11 @@ void trainMultitask(Build& b, PretrainedT5& t5) {
                 e.line = int64_t(all.examples.size()) + 1;
                 all.examples.push_back(std::move(e));
             }
-    writeJsonl(all.path, all.examples);
     trainOneExpert(b, t5, "multitask", "multitask", all, nullptr, b.scale().multitask_steps,
                    b.ws.multitask_dir);
+    // Beside the expert it trained (its training record names it), written after the expert folder exists:
+    // saving an expert replaces only a folder that holds nothing but an expert's files.
+    writeJsonl(all.path, all.examples);
 }
 
 // ---- evaluation ----

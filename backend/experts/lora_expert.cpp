@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -14,7 +16,9 @@
 
 #include "atomic_file.h"
 #include "error.h"
+#include "model/pytorch_checkpoint.h"
 #include "model/safetensors.h"
+#include "model/tensor_io.h"
 
 namespace phatgoose {
 namespace fs = std::filesystem;
@@ -27,6 +31,8 @@ constexpr char kWeightsFile[] = "adapter_model.safetensors";
 constexpr char kGateFile[] = "phatgoose_gate.safetensors";
 constexpr char kGateRecordFile[] = "phatgoose_gate.json";
 constexpr char kTrainingFile[] = "training_summary.json";
+constexpr char kBinWeightsFile[] = "adapter_model.bin";          // older PEFT: a torch.save state dict
+constexpr char kProvenanceFile[] = "phatgoose_provenance.json";  // where an imported expert came from
 // PEFT saves the adapter's tensors under the PeftModel's names: the wrapped model sits at base_model.model.
 constexpr char kKeyPrefix[] = "base_model.model.";
 constexpr char kGateSuffix[] = ".gate";
@@ -345,19 +351,41 @@ bool parsePeftKey(const std::string& key, std::string& path, char& which) {
 }
 
 torch::Tensor readFloat32(const SafetensorsFile& file, const TensorInfo& info) {
-    const auto options = torch::TensorOptions();
-    torch::Tensor raw;
-    if (info.dtype == DType::F32)
-        raw = torch::empty(info.shape, options.dtype(torch::kFloat));
-    else if (info.dtype == DType::F16)
-        raw = torch::empty(info.shape, options.dtype(torch::kHalf));
-    else if (info.dtype == DType::BF16)
-        raw = torch::empty(info.shape, options.dtype(torch::kBFloat16));
-    else
-        refuse(file.path().string(), "'" + info.name + "' has dtype " + std::string(dtypeName(info.dtype)) +
-                                         "; LoRA weights must be F32, F16 or BF16");
-    file.read(info, raw.data_ptr());
-    return raw.to(torch::kFloat);
+    return readAsFloat32(
+        info.dtype, info.shape, [&](void* dst) { file.read(info, dst); },
+        file.path().string() + ": '" + info.name + "'");
+}
+
+// One stored tensor of an adapter's weight file, whichever format holds it.
+struct StoredTensor {
+    std::string name;
+    std::function<torch::Tensor()> read;  // float32
+};
+
+// The tensors of adapter_model.safetensors, or of adapter_model.bin (a torch.save state dict, read by
+// the allowlisted reader in model/pytorch_checkpoint.h: nothing in it is executed).
+std::vector<StoredTensor> adapterTensors(const fs::path& dir, std::shared_ptr<const void>& keep_open,
+                                         fs::path& file) {
+    std::vector<StoredTensor> out;
+    file = dir / kWeightsFile;
+    if (fs::exists(file)) {
+        auto weights = std::make_shared<SafetensorsFile>(file);
+        keep_open = weights;
+        for (const TensorInfo& info : weights->header().tensors)
+            out.push_back({info.name, [weights, &info] { return readFloat32(*weights, info); }});
+        return out;
+    }
+    file = dir / kBinWeightsFile;
+    if (!fs::exists(file)) refuse((dir / kWeightsFile).string(), "missing (the adapter's weights)");
+    auto checkpoint = std::make_shared<PytorchCheckpoint>(PytorchCheckpoint::open(file));
+    keep_open = checkpoint;
+    for (const CheckpointTensor& t : checkpoint->tensors())
+        out.push_back({t.name, [checkpoint, &t] {
+                           return readAsFloat32(
+                               t.dtype, t.shape, [&](void* dst) { checkpoint->read(t, dst); },
+                               checkpoint->file().string() + ": '" + t.name + "'");
+                       }});
+    return out;
 }
 
 void checkFinite(const torch::Tensor& t, const std::string& file, const std::string& name) {
@@ -386,34 +414,29 @@ void checkModuleShape(const torch::Tensor& t, char which, const LinearSite& site
     refuse(file, "unexpected tensor " + list + " (" + why + ")");
 }
 
-std::map<std::string, LoraModule> readAdapterWeights(const fs::path& path, const LoraSettings& settings,
+std::map<std::string, LoraModule> readAdapterWeights(const fs::path& dir, const LoraSettings& settings,
                                                      const std::vector<LinearSite>& sites) {
-    if (!fs::exists(path)) {
-        if (fs::exists(path.parent_path() / "adapter_model.bin"))
-            refuse(path.string(),
-                   "missing; adapter_model.bin (a PyTorch pickle, which can run code) is not loaded; "
-                   "convert it to safetensors first");
-        refuse(path.string(), "missing (the adapter's weights)");
-    }
+    std::shared_ptr<const void> keep_open;
+    fs::path path;
+    const std::vector<StoredTensor> stored = adapterTensors(dir, keep_open, path);
     const std::string file = path.string();
-    SafetensorsFile weights(path);
     std::map<std::string, const LinearSite*> by_path;
     for (const LinearSite& site : sites) by_path[site.path] = &site;
     std::map<std::string, LoraModule> modules;
     std::vector<std::string> unexpected;
-    for (const TensorInfo& info : weights.header().tensors) {
+    for (const StoredTensor& tensor : stored) {
         std::string module;
         char which = 0;
-        if (!parsePeftKey(info.name, module, which) || !by_path.count(module)) {
-            unexpected.push_back(info.name);
+        if (!parsePeftKey(tensor.name, module, which) || !by_path.count(module)) {
+            unexpected.push_back(tensor.name);
             continue;
         }
         torch::Tensor& slot = which == 'A' ? modules[module].A : modules[module].B;
         if (slot.defined())
-            refuse(file, "'" + info.name + "' is stored twice (with and without the adapter name)");
-        slot = readFloat32(weights, info);
+            refuse(file, "'" + tensor.name + "' is stored twice (with and without the adapter name)");
+        slot = tensor.read();
         checkModuleShape(slot, which, *by_path[module], settings.r, file);
-        checkFinite(slot, file, info.name);
+        checkFinite(slot, file, tensor.name);
     }
     if (!unexpected.empty())
         refuseUnexpected(file, unexpected,
@@ -569,7 +592,7 @@ void checkReplaceable(const fs::path& dir) {
         empty = false;
         const std::string name = entry.path().filename().string();
         if (name != kConfigFile && name != kWeightsFile && name != kGateFile && name != kGateRecordFile &&
-            name != kTrainingFile)
+            name != kTrainingFile && name != kProvenanceFile)
             foreign.push_back(name);
     }
     if (ec) throw Error(dir.string() + ": cannot read the folder (" + ec.message() + ")");
@@ -585,18 +608,19 @@ void checkReplaceable(const fs::path& dir) {
     }
 }
 
-// Float32 contiguous copies that outlive the write, and the descriptions that point into them.
+// Contiguous copies in the stored dtype that outlive the write, and the descriptions that point into them.
 struct TensorsToWrite {
+    DType dtype = DType::F32;
     std::vector<torch::Tensor> keep;
     std::vector<TensorToWrite> tensors;
     void add(const std::string& name, const torch::Tensor& t) {
-        keep.push_back(t.detach().to(torch::kCPU, torch::kFloat).contiguous());
-        tensors.push_back({name, DType::F32, keep.back().sizes().vec(), keep.back().data_ptr()});
+        keep.push_back(t.detach().to(torch::kCPU, torchType(dtype, name)).contiguous());
+        tensors.push_back({name, dtype, keep.back().sizes().vec(), keep.back().data_ptr()});
     }
 };
 
-void writeAdapterWeights(const LoraExpert& e, const fs::path& path) {  // into a new folder
-    TensorsToWrite out;
+void writeAdapterWeights(const LoraExpert& e, const fs::path& path, DType dtype) {  // into a new folder
+    TensorsToWrite out{.dtype = dtype};
     for (const auto& [module, m] : e.modules) {
         out.add(peftKey(module, 'A'), m.A);
         out.add(peftKey(module, 'B'), m.B);
@@ -606,8 +630,8 @@ void writeAdapterWeights(const LoraExpert& e, const fs::path& path) {  // into a
 
 // The gate's vectors and its record change together: both are written before either replaces the old one,
 // and a record that described an earlier gate does not survive beside new vectors.
-void writeGateFiles(const LoraExpert& e, const fs::path& dir) {
-    TensorsToWrite out;
+void writeGateFiles(const LoraExpert& e, const fs::path& dir, DType dtype = DType::F32) {
+    TensorsToWrite out{.dtype = dtype};
     for (const auto& [module, m] : e.modules) out.add(module + kGateSuffix, m.gate);
     FileTransaction files;
     writeSafetensors(files, dir / kGateFile, out.tensors, {{"format", "pt"}});
@@ -665,7 +689,7 @@ LoraExpert loadLoraExpert(const fs::path& dir, const T5Config& base) {
     e.dir = dir;
     e.settings = settingsFromJson(readJsonObject(config_path), config_path.string());
     const std::vector<LinearSite> sites = resolveTargetsFor(e.settings, base, config_path.string());
-    e.modules = readAdapterWeights(dir / kWeightsFile, e.settings, sites);
+    e.modules = readAdapterWeights(dir, e.settings, sites);
     readGate(dir, e);
     if (fs::exists(dir / kTrainingFile)) e.training_record = trainingRecordFromJson(dir / kTrainingFile);
     return e;
@@ -714,15 +738,20 @@ LoraExpert initLoraExpert(const std::string& name, const LoraSettings& settings,
 
 // A gate trained for earlier weights must never sit beside new A/B matrices (its shapes would still fit,
 // so nothing would notice): the new folder holds only what this expert has, and replaces the old one whole.
-void saveLoraExpert(const LoraExpert& expert, const fs::path& dir) {
+void saveLoraExpert(const LoraExpert& expert, const fs::path& dir, DType dtype) {
     checkSavable(expert, dir);
     checkReplaceable(dir);
+    if (dir.has_parent_path()) {  // a library folder that does not exist yet is made, as for any new file
+        std::error_code ec;
+        fs::create_directories(dir.parent_path(), ec);
+        if (ec) throw Error(dir.string() + ": cannot create its folder (" + ec.message() + ")");
+    }
     // The whole folder is written beside `dir` and swapped in: a failure at any point (a full disk
     // included) leaves the old expert, gate files and all, byte for byte; a new folder appears only whole.
     writeFolderAtomically(dir, [&](const fs::path& staged) {
-        writeAdapterWeights(expert, staged / kWeightsFile);
+        writeAdapterWeights(expert, staged / kWeightsFile, dtype);
         writeFileAtomically(staged / kConfigFile, settingsToJson(expert.settings).dump(2) + "\n");
-        if (expert.hasGate()) writeGateFiles(expert, staged);
+        if (expert.hasGate()) writeGateFiles(expert, staged, dtype);
         if (expert.training_record)
             writeFileAtomically(staged / kTrainingFile,
                                 trainingRecordToJson(*expert.training_record).dump(2) + "\n");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "experts/lora_settings.h"
+#include "model/safetensors.h"
 #include "model/t5_config.h"
 
 namespace phatgoose {
@@ -59,11 +60,12 @@ struct LoraExpert {
     int64_t parameterBytes() const;
 };
 
-// Reads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) and, when present, its gate
-// (phatgoose_gate.safetensors, and phatgoose_gate.json when present) and training summary. Everything is
-// checked against `base`: every module exists with the right shapes, the rank is positive, no NaN or Inf in
-// the weights, no unsupported PEFT feature (DoRA, bias training, modules_to_save, rank/alpha patterns,
-// fan_in_fan_out...). Errors name the file and the problem.
+// Reads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, or, from older PEFT
+// versions, adapter_model.bin: a torch.save state dict read without executing anything) and, when present,
+// its gate (phatgoose_gate.safetensors, and phatgoose_gate.json when present) and training summary.
+// Everything is checked against `base`: every module exists with the right shapes, the rank is positive, no
+// NaN or Inf in the weights, no unsupported PEFT feature (DoRA, bias training, modules_to_save, rank/alpha
+// patterns, fan_in_fan_out...). Errors name the file and the problem.
 LoraExpert loadLoraExpert(const std::filesystem::path& dir, const T5Config& base);
 
 // A fresh expert: A ~ small random (Kaiming-uniform as PEFT), B = 0, on the resolved targets.
@@ -75,7 +77,8 @@ LoraExpert initLoraExpert(const std::string& name, const LoraSettings& settings,
 // whole beside `dir` and swapped in, so a failure leaves `dir` as it was and a success leaves exactly the
 // expert's files (none of an earlier save's gate or summary). An existing `dir` is replaced only when it is
 // empty or an expert folder holding nothing but these files; anything else is refused by name.
-void saveLoraExpert(const LoraExpert& expert, const std::filesystem::path& dir);
+// The weights and gates are stored as `dtype` (F32, or BF16/F16 to halve the folder; compute stays float32).
+void saveLoraExpert(const LoraExpert& expert, const std::filesystem::path& dir, DType dtype = DType::F32);
 // Writes only phatgoose_gate.safetensors (keys "<module path>.gate", [d_in]) and phatgoose_gate.json (when
 // gate_record is set; else a stale one is removed) into an existing expert folder, both written before
 // either replaces the old one. Throws when a module has no gate.

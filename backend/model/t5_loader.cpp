@@ -7,6 +7,7 @@
 
 #include "atomic_file.h"
 #include "error.h"
+#include "model/hub_cache.h"
 #include "model/safetensors.h"
 
 namespace phatgoose {
@@ -26,8 +27,9 @@ torch::Dtype torchDtype(DType d) {
     }
 }
 
-// The shard files of a checkpoint: model.safetensors, or the files named by model.safetensors.index.json.
-std::vector<fs::path> shardFiles(const fs::path& dir) {
+}  // namespace
+
+std::vector<fs::path> modelWeightFiles(const fs::path& dir) {
     if (fs::exists(dir / "model.safetensors")) return {dir / "model.safetensors"};
     const fs::path index = dir / "model.safetensors.index.json";
     if (!fs::exists(index)) {
@@ -57,6 +59,8 @@ std::vector<fs::path> shardFiles(const fs::path& dir) {
     for (const auto& name : names) files.push_back(dir / name);
     return files;
 }
+
+namespace {
 
 void copyInto(const SafetensorsFile& file, const TensorInfo& info, torch::Tensor& param) {
     if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
@@ -88,7 +92,7 @@ std::string loadT5Weights(const fs::path& dir, T5ModelImpl& model) {
     std::set<std::string> pending;
     for (const auto& p : params) pending.insert(p.key());
     std::set<std::string> dtypes;
-    for (const fs::path& path : shardFiles(dir)) {
+    for (const fs::path& path : modelWeightFiles(dir)) {
         if (!fs::exists(path)) throw Error(path.string() + ": shard file named by the index is missing");
         SafetensorsFile file(path);
         for (const TensorInfo& info : file.header().tensors) {
@@ -114,7 +118,9 @@ std::string loadT5Weights(const fs::path& dir, T5ModelImpl& model) {
     return summary;
 }
 
-PretrainedT5 loadPretrainedT5(const fs::path& dir, const LoadOptions& options) {
+PretrainedT5 loadPretrainedT5(const fs::path& requested, const LoadOptions& options) {
+    // A hub id ("google/flan-t5-large") names its snapshot in the local Hugging Face cache.
+    const fs::path dir = resolveModelFolder(requested.string());
     if (!fs::is_directory(dir)) throw Error(dir.string() + ": not a folder");
     PretrainedT5 out;
     out.dir = dir;

@@ -26,6 +26,12 @@ struct LoadOptions {
     bool load_tokenizer = true;
 };
 
+// The weight files of a model folder: model.safetensors, or the shards model.safetensors.index.json names
+// (plain file names inside the folder only). Throws phatgoose::Error naming the folder.
+std::vector<std::filesystem::path> modelWeightFiles(const std::filesystem::path& dir);
+
+// `dir`: a model folder in Hugging Face layout, or a hub id ("google/flan-t5-large") found in the local
+// Hugging Face cache (model/hub_cache.h; never the network).
 PretrainedT5 loadPretrainedT5(const std::filesystem::path& dir, const LoadOptions& options = {});
 
 // Copies the model's parameters into `model` from the safetensors file(s) of `dir`. Returns the stored

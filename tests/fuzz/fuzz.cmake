@@ -29,7 +29,7 @@ endif()
 set(fuzz_dir ${CMAKE_CURRENT_LIST_DIR})
 set(backend_dir ${PROJECT_SOURCE_DIR}/backend)
 set(fuzz_out ${CMAKE_CURRENT_BINARY_DIR}/fuzz)
-set(fuzz_binary ${fuzz_out}/fuzz_safetensors_header)
+file(MAKE_DIRECTORY ${fuzz_out}/artifacts)
 # System folders stay implicit: an explicit -I/usr/include breaks libstdc++'s #include_next.
 get_target_property(json_include_dirs nlohmann_json::nlohmann_json INTERFACE_INCLUDE_DIRECTORIES)
 set(fuzz_include_flags -I${backend_dir})
@@ -38,28 +38,41 @@ foreach(dir IN LISTS json_include_dirs)
         list(APPEND fuzz_include_flags -I${dir})
     endif()
 endforeach()
-set(fuzz_sources ${fuzz_dir}/fuzz_safetensors_header.cpp ${backend_dir}/model/safetensors.cpp
-                 ${backend_dir}/atomic_file.cpp)
+# The parsers need only the standard library, nlohmann json and the atomic writer.
+set(fuzz_backend_sources ${backend_dir}/model/safetensors.cpp ${backend_dir}/atomic_file.cpp)
+set(fuzz_backend_headers ${backend_dir}/model/safetensors.h ${backend_dir}/error.h ${backend_dir}/atomic_file.h)
 
-add_custom_command(
-    OUTPUT ${fuzz_binary}
-    COMMAND ${PHATGOOSE_CLANGXX} ${PHATGOOSE_FUZZ_FLAGS}
-            ${fuzz_include_flags} ${fuzz_sources} -o ${fuzz_binary}
-    DEPENDS ${fuzz_sources} ${backend_dir}/model/safetensors.h ${backend_dir}/error.h ${backend_dir}/atomic_file.h
-    COMMENT "Building the libFuzzer target fuzz_safetensors_header with clang++"
-    VERBATIM)
-add_custom_target(fuzz_safetensors_header ALL DEPENDS ${fuzz_binary})
+# phatgoose_fuzzer(NAME SOURCES a.cpp ... CORPUS dir [DICT file] MAX_LEN n): a libFuzzer target and its
+# ctest run of 60 s. The fuzzer adds what it finds to its corpus folder, so it runs on a copy in the build
+# tree and the seeds in the source tree stay as committed. Crashing inputs land in fuzz/artifacts/.
+function(phatgoose_fuzzer name)
+    cmake_parse_arguments(F "" "CORPUS;DICT;MAX_LEN" "SOURCES;HEADERS" ${ARGN})
+    set(binary ${fuzz_out}/${name})
+    set(sources ${F_SOURCES} ${fuzz_backend_sources})
+    add_custom_command(
+        OUTPUT ${binary}
+        COMMAND ${PHATGOOSE_CLANGXX} ${PHATGOOSE_FUZZ_FLAGS} ${fuzz_include_flags} ${sources} -o ${binary}
+        DEPENDS ${sources} ${fuzz_backend_headers} ${F_HEADERS}
+        COMMENT "Building the libFuzzer target ${name} with clang++"
+        VERBATIM)
+    add_custom_target(${name} ALL DEPENDS ${binary})
+    add_test(NAME ${name}_corpus COMMAND ${CMAKE_COMMAND} -E copy_directory ${F_CORPUS} ${fuzz_out}/${name}_corpus)
+    set_tests_properties(${name}_corpus PROPERTIES LABELS fuzz FIXTURES_SETUP ${name}_corpus)
+    set(dict)
+    if(F_DICT)
+        set(dict -dict=${F_DICT})
+    endif()
+    add_test(NAME ${name}
+             COMMAND ${binary} -max_total_time=60 -rss_limit_mb=2048 -timeout=10 -max_len=${F_MAX_LEN} ${dict}
+                     -artifact_prefix=${fuzz_out}/artifacts/ ${fuzz_out}/${name}_corpus
+             WORKING_DIRECTORY ${fuzz_out})
+    set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 240 FIXTURES_REQUIRED ${name}_corpus)
+endfunction()
 
-# The fuzzer adds what it finds to its corpus folder, so it runs on a copy in the build tree and the
-# seeds in the source tree stay as committed. Crashing inputs land in fuzz/artifacts/.
-add_test(NAME fuzz_safetensors_header_corpus
-         COMMAND ${CMAKE_COMMAND} -E copy_directory ${fuzz_dir}/corpus ${fuzz_out}/corpus)
-set_tests_properties(fuzz_safetensors_header_corpus PROPERTIES
-    LABELS fuzz FIXTURES_SETUP fuzz_safetensors_header_corpus)
-file(MAKE_DIRECTORY ${fuzz_out}/artifacts)
-add_test(NAME fuzz_safetensors_header
-         COMMAND ${fuzz_binary} -max_total_time=60 -rss_limit_mb=2048 -timeout=10 -max_len=8192
-                 -dict=${fuzz_dir}/safetensors.dict -artifact_prefix=${fuzz_out}/artifacts/ ${fuzz_out}/corpus
-         WORKING_DIRECTORY ${fuzz_out})
-set_tests_properties(fuzz_safetensors_header PROPERTIES
-    LABELS fuzz TIMEOUT 240 FIXTURES_REQUIRED fuzz_safetensors_header_corpus)
+phatgoose_fuzzer(fuzz_safetensors_header SOURCES ${fuzz_dir}/fuzz_safetensors_header.cpp
+                 CORPUS ${fuzz_dir}/corpus DICT ${fuzz_dir}/safetensors.dict MAX_LEN 8192)
+# The PyTorch checkpoint reader: the zip directory and the allowlisted pickle interpreter.
+phatgoose_fuzzer(fuzz_pytorch_checkpoint
+                 SOURCES ${fuzz_dir}/fuzz_pytorch_checkpoint.cpp ${backend_dir}/model/pytorch_checkpoint.cpp
+                 HEADERS ${backend_dir}/model/pytorch_checkpoint.h
+                 CORPUS ${fuzz_dir}/corpus_pytorch DICT ${fuzz_dir}/pytorch.dict MAX_LEN 16384)
