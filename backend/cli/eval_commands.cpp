@@ -166,8 +166,9 @@ void runEval(CommandContext& ctx) {
     hooks.cancel = InterruptGuard::flag();
     StatusLine line(ctx.err);
     hooks.progress = [&](const EvalProgress& p) {
-        line.show("[" + std::to_string(p.done) + "/" + std::to_string(p.total) + "] " + p.method + " on " +
-                  p.dataset);
+        std::ostringstream text;
+        text << "[" << p.done << "/" << p.total << "] " << p.method << " on " << p.dataset;
+        line.show(text.str());
     };
     const json extra{
         {"model", model_dir}, {"experts", ctx.value("experts")}, {"expert_data", ctx.value("expert-data")}};

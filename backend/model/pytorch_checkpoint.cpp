@@ -57,26 +57,8 @@ constexpr const char* kLegacyMessage =
     "a legacy (non-zip) PyTorch file; re-save it with torch.save(obj, path) from torch >= 1.6 (the default "
     "zip format)";
 
-// Messages must stay one printable line whatever bytes a hostile file holds.
-std::string printable(std::string_view text, size_t limit = 120) {
-    std::string out;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (out.size() >= limit) return out + "...";
-        const auto byte = static_cast<unsigned char>(text[i]);
-        if (byte >= 0x20 && byte < 0x7f) {
-            out += static_cast<char>(byte);
-        } else {
-            static const char kHex[] = "0123456789abcdef";
-            out += "\\x";
-            out += kHex[byte >> 4];
-            out += kHex[byte & 0xf];
-        }
-    }
-    return out;
-}
-
 std::string inQuotes(std::string_view text) {
-    return "'" + printable(text) + "'";
+    return "'" + printableText(text) + "'";
 }
 
 [[noreturn]] void fail(const std::string& label, const std::string& problem) {
@@ -1047,8 +1029,8 @@ private:
                 return;
             }
         }
-        throw Error(label_ + ": refused to load: the pickle names the global '" + printable(module) + "." +
-                    printable(name) +
+        throw Error(label_ + ": refused to load: the pickle names the global '" + printableText(module) +
+                    "." + printableText(name) +
                     "', which this reader never executes (only tensors, dicts, lists, numbers and strings "
                     "are allowed)");
     }

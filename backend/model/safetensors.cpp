@@ -30,33 +30,12 @@ constexpr uint64_t kMaxHeaderLength = 100'000'000;
 constexpr uint64_t kMaxInt64 = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 constexpr const char* kMetadataKey = "__metadata__";
 
-// Messages must stay one printable line whatever bytes a broken file holds.
-std::string printable(std::string_view text, size_t limit = 120) {
-    std::string out;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (out.size() >= limit) {
-            out += "...";
-            break;
-        }
-        const auto byte = static_cast<unsigned char>(text[i]);
-        if (byte >= 0x20 && byte < 0x7f) {
-            out += static_cast<char>(byte);
-        } else {
-            static const char kHex[] = "0123456789abcdef";
-            out += "\\x";
-            out += kHex[byte >> 4];
-            out += kHex[byte & 0xf];
-        }
-    }
-    return out;
-}
-
 [[noreturn]] void fail(const std::string& label, const std::string& problem) {
     throw Error(label + ": " + problem);
 }
 
 [[noreturn]] void failTensor(const std::string& label, const std::string& name, const std::string& problem) {
-    fail(label, "tensor '" + printable(name) + "': " + problem);
+    fail(label, "tensor '" + printableText(name) + "': " + problem);
 }
 
 std::string shapeText(const std::vector<int64_t>& shape) {
@@ -146,7 +125,7 @@ std::string jsonProblem(const char* what) {
     if (!text.empty() && text.front() == '[' && tag_end != std::string_view::npos) {
         text.remove_prefix(tag_end + 2);
     }
-    return printable(text, 300);
+    return printableText(text, 300);
 }
 
 // A first pass over the header that builds nothing. nlohmann::json keeps the last of duplicate keys,
@@ -171,7 +150,7 @@ public:
     }
     bool key(string_t& key) override {
         if (keys_.back().insert(key).second) return true;
-        problem_ = "the header repeats the key '" + printable(key) + "'";
+        problem_ = "the header repeats the key '" + printableText(key) + "'";
         return false;
     }
     bool end_object() override {
@@ -229,7 +208,7 @@ DType parseDType(const json& value, const std::string& name, const std::string& 
     if (!value.is_string()) failTensor(label, name, "'dtype' is not a string");
     const auto& text = value.get_ref<const std::string&>();
     const std::optional<DType> dtype = dtypeFromName(text);
-    if (!dtype) failTensor(label, name, "unknown dtype '" + printable(text) + "'");
+    if (!dtype) failTensor(label, name, "unknown dtype '" + printableText(text) + "'");
     return *dtype;
 }
 
@@ -240,7 +219,7 @@ std::vector<int64_t> parseShape(const json& value, const std::string& name, cons
         const std::optional<uint64_t> size = nonNegativeInteger(dim);
         if (!size || *size > kMaxInt64) {
             failTensor(label, name,
-                       "shape entry " + printable(dim.dump()) + " is not a non-negative integer");
+                       "shape entry " + printableText(dim.dump()) + " is not a non-negative integer");
         }
         shape.push_back(static_cast<int64_t>(*size));
     }
@@ -264,7 +243,7 @@ void checkFieldNames(const json& entry, const std::string& name, const std::stri
     for (const auto& item : entry.items()) {
         const std::string& key = item.key();
         if (key != "dtype" && key != "shape" && key != "data_offsets") {
-            failTensor(label, name, "unexpected field '" + printable(key) + "'");
+            failTensor(label, name, "unexpected field '" + printableText(key) + "'");
         }
     }
 }
@@ -309,7 +288,7 @@ std::map<std::string, std::string> parseMetadata(const json& value, const std::s
     std::map<std::string, std::string> metadata;
     for (const auto& item : value.items()) {
         if (!item.value().is_string()) {
-            fail(label, "metadata value for '" + printable(item.key()) + "' is not a string");
+            fail(label, "metadata value for '" + printableText(item.key()) + "' is not a string");
         }
         metadata.emplace(item.key(), item.value().get<std::string>());
     }
@@ -329,9 +308,10 @@ void checkNoOverlaps(const std::vector<TensorInfo>& tensors, const std::string& 
     const TensorInfo* furthest = nullptr;
     for (const TensorInfo* tensor : by_offset) {
         if (furthest && tensor->begin < furthest->end) {
-            fail(label, "tensors '" + printable(furthest->name) + "' " +
-                            rangeText(furthest->begin, furthest->end) + " and '" + printable(tensor->name) +
-                            "' " + rangeText(tensor->begin, tensor->end) + " overlap");
+            fail(label, "tensors '" + printableText(furthest->name) + "' " +
+                            rangeText(furthest->begin, furthest->end) + " and '" +
+                            printableText(tensor->name) + "' " + rangeText(tensor->begin, tensor->end) +
+                            " overlap");
         }
         if (!furthest || tensor->end > furthest->end) furthest = tensor;
     }
@@ -525,7 +505,7 @@ void SafetensorsFile::read(const TensorInfo& tensor, void* dst) const {
         __builtin_add_overflow(header_.data_offset, tensor.end, &last)) {
         failTensor(label, tensor.name, "invalid data_offsets " + rangeText(tensor.begin, tensor.end));
     }
-    preadFully(fd_, dst, last - first, first, label, "tensor '" + printable(tensor.name) + "'");
+    preadFully(fd_, dst, last - first, first, label, "tensor '" + printableText(tensor.name) + "'");
 }
 
 namespace {
@@ -556,6 +536,27 @@ void writeSafetensors(FileTransaction& files, const std::filesystem::path& path,
                       const std::vector<TensorToWrite>& tensors,
                       const std::map<std::string, std::string>& metadata) {
     files.write(path, safetensorsWriter(path, tensors, metadata));
+}
+
+// Messages must stay one printable line whatever bytes a broken file holds.
+std::string printableText(std::string_view text, size_t limit) {
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (out.size() >= limit) {
+            out += "...";
+            break;
+        }
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte >= 0x20 && byte < 0x7f) {
+            out += static_cast<char>(byte);
+        } else {
+            static const char kHex[] = "0123456789abcdef";
+            out += "\\x";
+            out += kHex[byte >> 4];
+            out += kHex[byte & 0xf];
+        }
+    }
+    return out;
 }
 
 }  // namespace phatgoose

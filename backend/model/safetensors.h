@@ -18,6 +18,10 @@ namespace phatgoose {
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
 
 std::string_view dtypeName(DType dtype);  // "F32", ...
+
+// `text` as one printable line for an error message, whatever bytes a hostile file holds: other bytes as
+// \xNN, cut with "..." after `limit` characters.
+std::string printableText(std::string_view text, size_t limit = 120);
 size_t dtypeSize(DType dtype);
 
 struct TensorInfo {

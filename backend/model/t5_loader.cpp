@@ -9,25 +9,10 @@
 #include "error.h"
 #include "model/hub_cache.h"
 #include "model/safetensors.h"
+#include "model/tensor_io.h"
 
 namespace phatgoose {
 namespace fs = std::filesystem;
-namespace {
-
-torch::Dtype torchDtype(DType d) {
-    switch (d) {
-        case DType::F32:
-            return torch::kFloat;
-        case DType::F16:
-            return torch::kHalf;
-        case DType::BF16:
-            return torch::kBFloat16;
-        default:
-            return torch::kByte;  // refused by the caller
-    }
-}
-
-}  // namespace
 
 std::vector<fs::path> modelWeightFiles(const fs::path& dir) {
     if (fs::exists(dir / "model.safetensors")) return {dir / "model.safetensors"};
@@ -71,7 +56,8 @@ void copyInto(const SafetensorsFile& file, const TensorInfo& info, torch::Tensor
         file.read(info, param.data_ptr());  // straight into the parameter: no second copy in memory
         return;
     }
-    torch::Tensor raw = torch::empty(info.shape, torch::TensorOptions().dtype(torchDtype(info.dtype)));
+    torch::Tensor raw =
+        torch::empty(info.shape, torch::TensorOptions().dtype(torchType(info.dtype, info.name)));
     file.read(info, raw.data_ptr());
     param.copy_(raw);
 }
