@@ -33,6 +33,7 @@
 #include "ui/engine_worker.h"
 #include "ui/experts/expert_table_model.h"
 #include "ui/experts/experts_view.h"
+#include "ui/experts/import_library_dialog.h"
 #include "ui/experts/train_expert_dialog.h"
 #include "ui/experts/train_gate_dialog.h"
 #include "ui/experts/training_progress_panel.h"
@@ -383,6 +384,32 @@ private Q_SLOTS:
             // Same data, seed and settings from a zero gate: the same losses.
             QVERIFY(std::abs(cli_curve[i].loss - gui_curve[i].loss) <= 1e-5 * std::abs(gui_curve[i].loss));
         }
+    }
+
+    // File > Import expert library with a folder of adapters: the engine opens it and the dialog says so;
+    // a missing source is refused in the dialog, before the engine is asked anything.
+    void importingAFolderOfAdaptersOpensIt() {
+        ui::ImportLibraryDialog* dialog = window_->showImportLibraryDialog();
+        dialog->setSource(tmp_.filePath("no-such-library"));
+        dialog->start();
+        QVERIFY(!dialog->isImporting());
+        QVERIFY(dialog->statusLabel()->text().contains("Choose an existing"));
+        dialog->setSource(QString::fromStdString(ws_.experts_dir.string()));
+        const qint64 experts =
+            ExpertLibrary::open(ws_.experts_dir, phatgoose::testing::tinyConfig({.gated = true}))
+                .experts()
+                .size();  // earlier cases may have added one
+        QSignalSpy ended(dialog, &ui::ImportLibraryDialog::importEnded);
+        QTest::mouseClick(dialog->importButton(), Qt::LeftButton);
+        QVERIFY(ended.wait(60000));
+        const auto outcome = ended.takeFirst().at(0).value<ui::LibraryImportOutcomeView>();
+        QCOMPARE(outcome.status, QString("finished"));
+        QCOMPARE(outcome.experts, experts);
+        QVERIFY2(dialog->statusLabel()->text().contains(QString("Opened %1 expert(s)").arg(experts)),
+                 qPrintable(dialog->statusLabel()->text()));
+        if (const QString dir = qEnvironmentVariable("PHATGOOSE_SCREENSHOT_DIR"); !dir.isEmpty())
+            saveScreenshot(dialog, dir, "import_library.png");
+        dialog->hide();
     }
 
     void screenshots() {
