@@ -17,9 +17,11 @@
 #include <QLabel>
 #include <QSpinBox>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "event_loop_stall_meter.h"
+#include "termination_signals.h"
 #include "ui/engine_worker.h"
 #include "ui/experts/experts_view.h"
 #include "ui/experts/train_gate_dialog.h"
@@ -110,6 +112,7 @@ struct WorkbenchOptions {
 };
 
 int main(int argc, char** argv) {
+    phatgoose::ui::TerminationSignals::install();
     QCoreApplication::setApplicationName("phatgoose-workbench");
     QCoreApplication::setApplicationVersion(PHATGOOSE_VERSION);
     QCoreApplication::setOrganizationName("phatgoose");
@@ -139,6 +142,11 @@ int main(int argc, char** argv) {
 
     phatgoose::ui::MainWindow window;
     window.show();
+    phatgoose::ui::TerminationSignals termination;
+    QObject::connect(&termination, &phatgoose::ui::TerminationSignals::received, &window, [](int sig) {
+        std::fprintf(stderr, "phatgoose-workbench: SIG%s received, quitting\n", sigabbrev_np(sig));
+        QApplication::quit();  // ~MainWindow cancels running work and waits for the engine thread
+    });
     const QStringList args = parser.positionalArguments();
     if (parser.isSet(measure_stall)) {
         measureStall(window);

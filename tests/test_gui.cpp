@@ -1,13 +1,17 @@
 // The workbench's real widgets, offscreen: open a model and an expert library, probe a prompt, and check
 // that the heatmap draws exactly the routing the backend computes.
+#include <QApplication>
 #include <QComboBox>
+#include <QInputDialog>
 #include <QSignalSpy>
+#include <QStatusBar>
 #include <QTemporaryDir>
 #include <QtTest>
 
 #include "experts/lora_expert.h"
 #include "fixtures/random_experts.h"
 #include "fixtures/tiny_t5.h"
+#include "model/hub_cache.h"
 #include "model/t5_loader.h"
 #include "routing/probe.h"
 #include "ui/main_window.h"
@@ -34,6 +38,35 @@ private Q_SLOTS:
                            root / "library" / name);
         }
         library_ = QString::fromStdString((root / "library").string());
+    }
+
+    void aModelOpensFromTheHuggingFaceCache() {
+        // A cache laid out as huggingface_hub writes it; the dialog offers its models by id.
+        const fs::path cache = fs::path(tmp_.path().toStdString()) / "hf-cache";
+        const fs::path snapshot = cache / "models--google--tiny-t5" / "snapshots" / "abc123";
+        fs::create_directories(snapshot.parent_path());
+        fs::copy(model_.toStdString(), snapshot, fs::copy_options::recursive);
+        fs::create_directories(cache / "models--google--no-snapshot" / "snapshots");
+        qputenv("HF_HUB_CACHE", QByteArray::fromStdString(cache.string()));
+        QCOMPARE(cachedHubModels(), std::vector<std::string>{"google/tiny-t5"});
+
+        ui::MainWindow window;
+        window.show();
+        bool offered = false;
+        QTimer::singleShot(0, this, [&] {
+            auto* dialog = qobject_cast<QInputDialog*>(QApplication::activeModalWidget());
+            if (!dialog) return;
+            offered = dialog->comboBoxItems() == QStringList{"google/tiny-t5"};
+            if (const QString dir = qEnvironmentVariable("PHATGOOSE_SCREENSHOT_DIR"); !dir.isEmpty())
+                dialog->grab().save(QDir(dir).filePath("hub_model_dialog.png"));
+            dialog->setTextValue("google/tiny-t5");
+            dialog->accept();
+        });
+        window.showHubModelDialog();
+        QVERIFY(offered);
+        QTRY_VERIFY_WITH_TIMEOUT(
+            window.statusBar()->currentMessage().contains(QString::fromStdString(snapshot.string())), 60000);
+        qunsetenv("HF_HUB_CACHE");
     }
 
     void probeDrawsTheBackendsRouting() {

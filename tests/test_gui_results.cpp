@@ -444,6 +444,38 @@ private Q_SLOTS:
         QCOMPARE(ended[0][1].toString(), QString("finished"));
     }
 
+    void cutInputsAreReported() {
+        // One input far over the 512-token limit: the run finishes and says, in the status line, what the
+        // CLI would print on stderr.
+        const QString longer = tmp_.filePath("longer.jsonl");
+        {
+            std::ofstream out(longer.toStdString());
+            std::string words;
+            for (int i = 0; i < 700; ++i) words += "apple river ";
+            // (No raw string here: moc's lexer loses its way in one that holds a quote before a paren.)
+            out << "{\"input\": \"" << words
+                << "\", \"choices\": [\"apple\", \"river\"], \"target\": \"apple\"}\n";
+            out << "{\"input\": \"choose: apple or river?\", \"choices\": [\"apple\", \"river\"], "
+                   "\"target\": \"apple\"}\n";
+        }
+        ui::MainWindow window;
+        window.show();
+        ui::ResultsView* view = open(window, ws_.root);
+        QVERIFY(view);
+        QSignalSpy ended(view, &ui::ResultsView::evaluationEnded);
+        ui::EvaluationRequest request;
+        request.methods = {"base"};
+        request.datasets = {longer};
+        view->startEvaluation(request);
+        QVERIFY(ended.wait(kWaitMs));
+        QCOMPARE(ended[0][1].toString(), QString("finished"));
+        QVERIFY2(view->statusText().contains("1 of 2 inputs were cut to 512 tokens"),
+                 qPrintable(view->statusText()));
+        QVERIFY(view->statusText().contains("longer.jsonl"));
+        if (const QString dir = qEnvironmentVariable("PHATGOOSE_SCREENSHOT_DIR"); !dir.isEmpty())
+            window.grab().save(QDir(dir).filePath("results_cut_inputs.png"));
+    }
+
     void evaluationFailureIsReported() {
         const QString bad = tmp_.filePath("bad.jsonl");
         {

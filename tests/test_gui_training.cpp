@@ -25,8 +25,10 @@
 #include <nlohmann/json.hpp>
 
 #include "experts/expert_library.h"
+#include "experts/rthree_library.h"
 #include "fixtures/cli_run.h"
 #include "fixtures/files.h"
+#include "fixtures/random_experts.h"
 #include "fixtures/tiny_t5.h"
 #include "fixtures/tiny_workspace.h"
 #include "store/results_store.h"
@@ -409,6 +411,38 @@ private Q_SLOTS:
                  qPrintable(dialog->statusLabel()->text()));
         if (const QString dir = qEnvironmentVariable("PHATGOOSE_SCREENSHOT_DIR"); !dir.isEmpty())
             saveScreenshot(dialog, dir, "import_library.png");
+        dialog->hide();
+    }
+
+    // File > Import expert library with an r-three best.pt (here one in the authors' layout, written by the
+    // project's exporter): the dialog builds the library and the engine opens it; gates arrive bit for bit.
+    void importingAnAuthorsCheckpointOpensIt() {
+        const T5Config config = phatgoose::testing::tinyConfig({.gated = true});
+        std::vector<LoraExpert> authors;
+        for (int i = 0; i < 2; ++i) {
+            authors.push_back(phatgoose::testing::randomExpert("authors" + std::to_string(i), config,
+                                                               uint64_t(300 + i), /*rank=*/16));
+            authors.back().settings.lora_alpha = 1.0;  // the authors' scale: 1/16
+        }
+        const fs::path best = fs::path(tmp_.path().toStdString()) / "best.pt";
+        exportRThreeLibrary(authors, ws_.model_dir, best);
+        const fs::path out = fs::path(tmp_.path().toStdString()) / "imported-rthree";
+
+        ui::ImportLibraryDialog* dialog = window_->showImportLibraryDialog();
+        dialog->setSource(QString::fromStdString(best.string()));
+        dialog->outEdit()->setText(QString::fromStdString(out.string()));
+        QSignalSpy ended(dialog, &ui::ImportLibraryDialog::importEnded);
+        QTest::mouseClick(dialog->importButton(), Qt::LeftButton);
+        QVERIFY(ended.wait(60000));
+        const auto outcome = ended.takeFirst().at(0).value<ui::LibraryImportOutcomeView>();
+        QVERIFY2(outcome.status == "finished", qPrintable(outcome.message));
+        QCOMPARE(outcome.experts, qint64(2));
+        QTRY_COMPARE_WITH_TIMEOUT(window_->expertsView()->experts().size(), qsizetype(2), 60000);
+        const std::vector<LoraExpert> imported = ExpertLibrary::open(out, config).experts();
+        QCOMPARE(int(imported.size()), 2);
+        for (size_t i = 0; i < 2; ++i)
+            for (const auto& [site, module] : authors[i].modules)
+                QVERIFY(torch::equal(imported[i].modules.at(site).gate, module.gate));
         dialog->hide();
     }
 

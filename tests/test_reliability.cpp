@@ -21,6 +21,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 #include <csignal>
+#include <cstring>
 
 #include <map>
 
@@ -459,6 +460,36 @@ private Q_SLOTS:
         QVERIFY2(l.err.find("more than --max-input-tokens 512") != std::string::npos, l.err.c_str());
     }
 
+    void runningOutOfMemoryNamesTheLine() {
+        // A child process with 4 GB of address space and a batch whose attention needs far more: the error
+        // names the dataset line, the run is recorded as failed, and nothing crashes.
+        const fs::path data = root_ / "oom.jsonl";
+        std::string words;
+        for (int i = 0; i < 3000; ++i) words += "apple river ";
+        std::string text = "{\"input\": \"short\", \"target\": \"w\"}\n";
+        for (int i = 0; i < 31; ++i) text += "{\"input\": \"" + words + "\", \"target\": \"w\"}\n";
+        writeFileBytes(data, text);
+        const fs::path db = root_ / "oom.sqlite";
+        QProcess p;
+        p.setChildProcessModifier([] {
+            const rlimit limit{4ull << 30, 4ull << 30};
+            setrlimit(RLIMIT_AS, &limit);
+        });
+        p.start(binary("phatgoose"),
+                {"eval", "--model", QString::fromStdString(model_.string()), "--data",
+                 QString::fromStdString(data.string()), "--methods", "base", "--batch", "32",
+                 "--max-input-tokens", "100000", "--db", QString::fromStdString(db.string())});
+        QVERIFY(p.waitForFinished(300000));
+        const QString err = QString::fromUtf8(p.readAllStandardError());
+        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(p.exitCode(), 1);
+        QVERIFY2(err.contains(QString::fromStdString(data.string()) + ":2: out of memory on the batch"),
+                 qPrintable(err));
+        QVERIFY2(err.contains("input tokens, the batch's longest"), qPrintable(err));
+        const ResultsStore store(db);
+        QCOMPARE(store.runs().at(0).status, std::string("failed"));
+    }
+
     void boundsAndBadOptionsAreRefused_data() {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<int>("code");
@@ -585,6 +616,31 @@ private Q_SLOTS:
     }
 
     // ---- The programs' own front doors ----
+    void theWorkbenchQuitsCleanlyOnSigtermAndSighup_data() {
+        QTest::addColumn<int>("sig");
+        QTest::newRow("SIGTERM") << int(SIGTERM);
+        QTest::newRow("SIGHUP") << int(SIGHUP);
+    }
+    void theWorkbenchQuitsCleanlyOnSigtermAndSighup() {
+        // Quitting through the window's own path (which cancels running work and waits for the engine
+        // thread) ends the process with exit code 0, not killed by the signal.
+        QFETCH(int, sig);
+        QProcess p;
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert("QT_QPA_PLATFORM", "offscreen");
+        env.insert("XDG_CONFIG_HOME", QString::fromStdString((root_ / "gui-config").string()));
+        p.setProcessEnvironment(env);
+        p.start(binary("phatgoose-workbench"), {QString::fromStdString(model_.string())});
+        QVERIFY(p.waitForStarted(60000));
+        QTest::qWait(3000);  // past start-up, so the handler is the workbench's and not the default
+        QCOMPARE(p.state(), QProcess::Running);
+        ::kill(pid_t(p.processId()), sig);
+        QVERIFY(p.waitForFinished(60000));
+        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(p.exitCode(), 0);
+        const QString err = QString::fromUtf8(p.readAllStandardError());
+        QVERIFY2(err.contains(QString("SIG%1 received, quitting").arg(sigabbrev_np(sig))), qPrintable(err));
+    }
 
     void theWorkbenchAnswersHelpWithoutADisplay() {
         QProcess p;

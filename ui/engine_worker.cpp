@@ -169,6 +169,7 @@ void EngineWorker::evaluate(const EvaluationRequest& request) {
     Q_EMIT busy(tr("Evaluating %1 ...").arg(request.methods.join(", ")));
     qint64 run = -1;
     QString status = QStringLiteral("failed");
+    QStringList warnings;
     try {
         if (!engine_) throw Error("open a workspace before evaluating");
         EvalSettings settings;
@@ -191,11 +192,12 @@ void EngineWorker::evaluate(const EvaluationRequest& request) {
             evaluateIntoStore(evaluator, store, datasets, settings, hooks,
                               evalSettingsJson(datasets, settings, extra.dump()), PHATGOOSE_VERSION);
         run = stored.run;
+        for (const std::string& w : stored.result.warnings) warnings << QString::fromStdString(w);
         status = stored.result.cancelled ? QStringLiteral("cancelled") : QStringLiteral("finished");
     } catch (const std::exception& e) {
         Q_EMIT failed(firstLine(e));
     }
-    Q_EMIT evaluationFinished(run, status);
+    Q_EMIT evaluationFinished(run, status, warnings);
     Q_EMIT idle();
 }
 

@@ -75,7 +75,8 @@ Q_SIGNALS:
     void evaluationProgress(qint64 done, qint64 total, const QString& method, const QString& dataset);
     // Always follows evaluate(): run is -1 when the grid was refused before a run began; status is
     // "finished", "cancelled" or "failed" (the reason then came through failed()).
-    void evaluationFinished(qint64 run, const QString& status);
+    // warnings: inputs cut to the input limit, experts left out of routing (Evaluator's EvalResult::warnings)
+    void evaluationFinished(qint64 run, const QString& status, const QStringList& warnings);
 
     // ---- Experts view and training dialogs (the shell) ----
     void libraryListed(const QList<phatgoose::ui::ExpertRowView>& experts);

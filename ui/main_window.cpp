@@ -3,12 +3,14 @@
 #include <QApplication>
 #include <QFileDialog>
 #include <QFormLayout>
+#include <QInputDialog>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QStatusBar>
 #include <QTabWidget>
 
+#include "model/hub_cache.h"
 #include "ui/engine_worker.h"
 #include "ui/probe/probe_view.h"
 
@@ -154,6 +156,7 @@ void MainWindow::buildMenus() {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Open a T5 model folder"));
         if (!dir.isEmpty()) openModel(dir);
     });
+    file->addAction(tr("Open model from &Hugging Face cache..."), this, &MainWindow::showHubModelDialog);
     file->addAction(tr("Open &expert library..."), this, [this] {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Open an expert library"));
         if (!dir.isEmpty()) openLibrary(dir);
@@ -175,6 +178,25 @@ void MainWindow::openWorkspace(const QString& folder) {
 void MainWindow::openModel(const QString& folder) {
     Q_EMIT modelRequested(folder);
 }
+void MainWindow::showHubModelDialog() {
+    QStringList ids;
+    for (const std::string& id : cachedHubModels()) ids << QString::fromStdString(id);
+    QStringList folders;
+    for (const auto& f : hubCacheFolders())
+        folders << QDir::toNativeSeparators(QString::fromStdString(f.string()));
+    QInputDialog dialog(this);
+    dialog.setObjectName("hubModelDialog");
+    dialog.setWindowTitle(tr("Open model from Hugging Face cache"));
+    dialog.setLabelText(
+        ids.isEmpty()
+            ? tr("No models found in %1.\nType a hub id (nothing is downloaded):").arg(folders.join(", "))
+            : tr("Models in %1 (nothing is downloaded):").arg(folders.join(", ")));
+    dialog.setComboBoxItems(ids);
+    dialog.setComboBoxEditable(true);
+    if (dialog.exec() != QDialog::Accepted || dialog.textValue().trimmed().isEmpty()) return;
+    openModel(dialog.textValue().trimmed());  // the engine resolves the id and reports where it looked
+}
+
 void MainWindow::openLibrary(const QString& folder) {
     Q_EMIT libraryRequested(folder);
 }

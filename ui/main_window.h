@@ -30,6 +30,8 @@ public:
     void openWorkspace(const QString& folder);
     void openModel(const QString& folder);
     void openLibrary(const QString& folder);
+    // File > Open model from Hugging Face cache: the cached hub ids to pick from, or one typed in.
+    void showHubModelDialog();
     ProbeView* probeView() const { return probe_; }
     CompareView* compareView() const { return compare_; }
     ResultsView* resultsView() const { return results_; }

@@ -1,5 +1,6 @@
 #include "model/hub_cache.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
@@ -50,6 +51,27 @@ bool looksLikeHubId(const std::string& text) {
     if (text.find('/', slash + 1) != std::string::npos) return false;
     return text[0] != '.' && text[0] != '~' && text.find("..") == std::string::npos &&
            text.find('\\') == std::string::npos;
+}
+
+std::vector<std::string> cachedHubModels() {
+    const std::string prefix = "models--";
+    std::vector<std::string> ids;
+    for (const fs::path& cache : hubCacheFolders()) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(cache, ec)) {
+            const std::string name = entry.path().filename().string();
+            const size_t split = name.find("--", prefix.size());
+            if (name.rfind(prefix, 0) != 0 || split == std::string::npos || !entry.is_directory(ec)) continue;
+            const std::string id =
+                name.substr(prefix.size(), split - prefix.size()) + "/" + name.substr(split + 2);
+            const fs::path snapshot = snapshotOf(entry.path());
+            if (looksLikeHubId(id) && !snapshot.empty() && fs::is_regular_file(snapshot / "config.json", ec))
+                ids.push_back(id);
+        }
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids;
 }
 
 fs::path resolveModelFolder(const std::string& model) {

@@ -17,6 +17,10 @@ std::vector<std::filesystem::path> hubCacheFolders();
 // True for "org/name" (one slash, no path-like parts): what a hub id looks like.
 bool looksLikeHubId(const std::string& text);
 
+// The hub ids of the models in the cache folders that have a snapshot with a config.json, sorted, each
+// once: what File > Open model from Hugging Face cache offers.
+std::vector<std::string> cachedHubModels();
+
 // `model` itself when it is an existing folder; else, for a hub id, its snapshot folder in the cache.
 // Throws phatgoose::Error saying where it looked when neither exists.
 std::filesystem::path resolveModelFolder(const std::string& model);

@@ -109,6 +109,8 @@ ResultsView::ResultsView(QWidget* parent) : QWidget(parent) {
     error_->hide();
     status_ =
         new QLabel(tr("Open a workspace (File > Open workspace...) to see its evaluation results."), this);
+    status_->setWordWrap(true);
+    status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
 
     auto* tables = new QSplitter(Qt::Horizontal, this);
     tables->addWidget(metrics_view_);
@@ -455,16 +457,20 @@ void ResultsView::showEvaluationProgress(qint64 done, qint64 total, const QStrin
     progress_label_->setText(tr("%1 on %2").arg(method, dataset));
 }
 
-void ResultsView::finishEvaluation(qint64 run, const QString& status) {
+void ResultsView::finishEvaluation(qint64 run, const QString& status, const QStringList& warnings) {
     evaluating_ = false;
     progress_row_->hide();
     new_evaluation_->setEnabled(true);
+    QString text;
     if (status == QLatin1String("finished"))
-        setStatus(tr("Run %1 finished.").arg(run));
+        text = tr("Run %1 finished.").arg(run);
     else if (status == QLatin1String("cancelled"))
-        setStatus(tr("Run %1 was cancelled; the cells it finished are kept.").arg(run));
+        text = tr("Run %1 was cancelled; the cells it finished are kept.").arg(run);
     else
-        setStatus(tr("The evaluation failed; whatever it finished is kept in its run."));
+        text = tr("The evaluation failed; whatever it finished is kept in its run.");
+    // The CLI prints these on stderr; here they stay in the status line until the next action.
+    for (const QString& w : warnings) text += " " + tr("Warning: %1").arg(w);
+    setStatus(text);
     reload(run > 0 ? run : kLatestRun);
     Q_EMIT evaluationEnded(run, status);
 }

@@ -81,7 +81,7 @@ public Q_SLOTS:
     void newEvaluation();  // the dialog, then startEvaluation()
     void startEvaluation(const phatgoose::ui::EvaluationRequest& request);
     void showEvaluationProgress(qint64 done, qint64 total, const QString& method, const QString& dataset);
-    void finishEvaluation(qint64 run, const QString& status);
+    void finishEvaluation(qint64 run, const QString& status, const QStringList& warnings = {});
 
 Q_SIGNALS:
     void evaluationRequested(const phatgoose::ui::EvaluationRequest& request);
