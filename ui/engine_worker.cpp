@@ -40,6 +40,12 @@ EngineWorker::~EngineWorker() = default;
 
 namespace {
 
+QStringList qStringList(const std::vector<std::string>& texts) {
+    QStringList out;
+    for (const std::string& t : texts) out << QString::fromStdString(t);
+    return out;
+}
+
 ModelSummaryView summaryOf(const PretrainedT5& t5) {
     const ModelSummary s = summarizeModel(t5);
     const T5Config& c = s.config;
@@ -192,7 +198,7 @@ void EngineWorker::evaluate(const EvaluationRequest& request) {
             evaluateIntoStore(evaluator, store, datasets, settings, hooks,
                               evalSettingsJson(datasets, settings, extra.dump()), PHATGOOSE_VERSION);
         run = stored.run;
-        for (const std::string& w : stored.result.warnings) warnings << QString::fromStdString(w);
+        warnings = qStringList(stored.result.warnings);
         status = stored.result.cancelled ? QStringLiteral("cancelled") : QStringLiteral("finished");
     } catch (const std::exception& e) {
         Q_EMIT failed(firstLine(e));
@@ -406,7 +412,7 @@ void EngineWorker::importLibrary(const LibraryImportRequest& request) {
                                                   .gb_total = double(p.bytes_total) / 1e9});
                 },
                 &cancel_);
-            for (const std::string& w : report.warnings) outcome.warnings << QString::fromStdString(w);
+            outcome.warnings = qStringList(report.warnings);
             library = options.out;
         }
         engine_->experts = std::move(ExpertLibrary::open(library, engine_->t5.config).experts());
@@ -442,7 +448,7 @@ ProbeResult EngineWorker::runProbe(const ProbeRequest& request) {
     ProbeOutcome outcome = probePrompt(engine_->t5, engine_->experts, spec, request.prompt.toStdString(),
                                        request.max_new_tokens, examples.get());
     ProbeResult result{.output = QString::fromStdString(outcome.output), .trace = std::move(outcome.trace)};
-    for (const std::string& w : outcome.warnings) result.warnings << QString::fromStdString(w);
+    result.warnings = qStringList(outcome.warnings);
     return result;
 }
 
