@@ -24,7 +24,10 @@ const auto cli = phatgoose::testing::runPhatgoose;
 
 std::string join(const std::vector<int64_t>& ids) {
     std::string s;
-    for (int64_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+    for (int64_t id : ids) {
+        if (!s.empty()) s += ',';
+        s += std::to_string(id);
+    }
     return s;
 }
 
@@ -93,7 +96,35 @@ private Q_SLOTS:
             {"route", "--model", tiny_, "--experts", library_, "--max-new-tokens", "4", "count the letters"});
         QCOMPARE(table.code, 0);
         QVERIFY(table.out.find("Encoder tokens") != std::string::npos);
-        QVERIFY(table.out.find("expert2") != std::string::npos);
+        // Each token's line names its most frequent top-1 expert first: recounted here from the JSON trace
+        // (the same prompt and settings route the same way).
+        Run top1 = cli({"route", "--json", "--model", tiny_, "--experts", library_, "--max-new-tokens", "4",
+                        "count the letters"});
+        auto t1 = nlohmann::json::parse(top1.out).at("trace");
+        std::vector<int> count(3, 0);
+        for (const auto& site : t1.at("sites"))
+            if (!site.at("decoder_tokens").get<bool>()) ++count[site.at("experts")[0].get<size_t>()];
+        const size_t best = size_t(std::max_element(count.begin(), count.end()) - count.begin());
+        const std::string best_name = t1.at("expert_names")[best].get<std::string>();
+        const size_t row0 = table.out.find("\n   0  ");
+        QVERIFY(row0 != std::string::npos);
+        const std::string line0 = table.out.substr(row0 + 1, table.out.find('\n', row0 + 1) - row0 - 1);
+        const size_t first_name = line0.find("expert");
+        QVERIFY2(line0.compare(first_name, best_name.size(), best_name) == 0, line0.c_str());
+        // --all-columns: one column per expert.
+        Run columns = cli({"route", "--all-columns", "--model", tiny_, "--experts", library_, "--max-new-tokens",
+                           "4", "count the letters"});
+        QCOMPARE(columns.code, 0);
+        for (const auto& name : t1.at("expert_names"))
+            QVERIFY(columns.out.find(name.get<std::string>()) != std::string::npos);
+        // --timings: where the time went, on stderr, the output unchanged.
+        Run timed = cli({"route", "--timings", "--model", tiny_, "--experts", library_, "--max-new-tokens", "4",
+                         "count the letters"});
+        QCOMPARE(timed.code, 0);
+        QCOMPARE(timed.out, table.out);
+        for (const char* phase : {"load", "router", "tokenize", "encode", "decode", "routing", "total"})
+            QVERIFY2(timed.err.find(std::string("phatgoose timings: ") + phase) != std::string::npos,
+                     timed.err.c_str());
 
         // --db keeps the same trace in the results database.
         QTemporaryDir dir;
@@ -166,6 +197,26 @@ private Q_SLOTS:
         QCOMPARE(greedy.code, 0);
         QCOMPARE(greedy.out, beam.out);
         QVERIFY(nlohmann::json::parse(greedy.out).at("ids").size() <= 8);
+    }
+
+    // --timings on generate and logits: one decode line whose token count is the number generated.
+    void timingsCountTheTokens() {
+        Run timed = cli({"generate", "--json", "--timings", "--model", tiny_, "--max-new-tokens", "6",
+                         "count the letters"});
+        QCOMPARE(timed.code, 0);
+        const size_t generated = nlohmann::json::parse(timed.out).at("ids").size();
+        const std::string decode_line = "phatgoose timings: decode";
+        const size_t at = timed.err.find(decode_line);
+        QVERIFY2(at != std::string::npos, timed.err.c_str());
+        std::string count_text = "(";
+        count_text.append(std::to_string(generated)).append(" tokens");
+        QVERIFY2(timed.err.find(count_text, at) != std::string::npos, timed.err.c_str());
+        Run logits = cli({"logits", "--timings", "--model", tiny_, "--input-ids", "13,7,5,1", "--greedy", "3"});
+        QCOMPARE(logits.code, 0);
+        for (const char* phase : {"load", "encode", "decode", "greedy encode", "greedy decode", "total"})
+            QVERIFY2(logits.err.find(std::string("phatgoose timings: ") + phase) != std::string::npos,
+                     logits.err.c_str());
+        QVERIFY(logits.err.find("(4 tokens") != std::string::npos);  // the encode line of the 4 input ids
     }
 
     void everyCommandHasHelp_data() {

@@ -133,6 +133,37 @@ private Q_SLOTS:
         QVERIFY2(diff < 1e-5, qPrintable(QString("differ by %1").arg(diff)));
     }
 
+    // Experts saved and loaded as BF16 or F16 stay in that dtype (mapped, not widened), and routing them
+    // equals routing the same values widened to float32 in memory; the base model in BF16 likewise.
+    void halfPrecisionExpertsRouteLikeTheirWidenedValues_data() {
+        QTest::addColumn<int>("dtype");
+        QTest::newRow("BF16") << int(DType::BF16);
+        QTest::newRow("F16") << int(DType::F16);
+    }
+    void halfPrecisionExpertsRouteLikeTheirWidenedValues() {
+        QFETCH(int, dtype);
+        const auto stored = DType(dtype) == DType::BF16 ? torch::kBFloat16 : torch::kHalf;
+        std::vector<LoraExpert> experts = randomExperts(4, t5_.config);
+        std::vector<LoraExpert> loaded, widened;
+        for (size_t i = 0; i < experts.size(); ++i) {
+            const fs::path dir = fs::path(tmp_.path().toStdString()) / std::string("half").append(std::to_string(dtype)) /
+                                 std::string("e").append(std::to_string(i));
+            saveLoraExpert(experts[i], dir, DType(dtype));
+            loaded.push_back(loadLoraExpert(dir, t5_.config));
+            LoraExpert wide = loaded.back();
+            for (auto& [path, m] : wide.modules) {
+                QCOMPARE(loaded.back().modules.at(path).A.scalar_type(), stored);
+                m.A = m.A.to(torch::kFloat);
+                m.B = m.B.to(torch::kFloat);
+            }
+            widened.push_back(std::move(wide));
+        }
+        const RoutingSpec spec{.method = "phatgoose", .top_k = 2};
+        const torch::Tensor half = logitsUnder(loaded, spec), wide = logitsUnder(widened, spec);
+        QVERIFY2(maxDiff(half, wide) < 1e-5, qPrintable(QString("differ by %1").arg(maxDiff(half, wide))));
+        QVERIFY(maxDiff(half, logits(*t5_.model)) > 1e-3);  // the experts do change the output
+    }
+
     void oneExpertTopOneEqualsThatExpertAlone() {
         auto experts = randomExperts(1, t5_.config, 7);
         const torch::Tensor routed = logitsUnder(experts, {.method = "phatgoose", .top_k = 1});

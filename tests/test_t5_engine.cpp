@@ -170,7 +170,29 @@ private Q_SLOTS:
         writeTinyT5(dir, {.gated = true, .dtype = DType(dtype), .seed = 5});
         PretrainedT5 t5 = loadPretrainedT5(dir);
         QCOMPARE(QString::fromStdString(t5.weight_dtype), QString(dtype == int(DType::F16) ? "F16" : "BF16"));
-        QCOMPARE(t5.model->shared->weight.scalar_type(), torch::kFloat);
+        // Weight matrices stay as stored; layer norms and position biases are widened.
+        const auto stored = dtype == int(DType::F16) ? torch::kHalf : torch::kBFloat16;
+        QCOMPARE(t5.model->shared->weight.scalar_type(), stored);
+        QCOMPARE(t5.model->encoder->blocks[0]->layers[1]->dense->wo->weight.scalar_type(), stored);
+        QCOMPARE(t5.model->encoder->final_layer_norm->weight.scalar_type(), torch::kFloat);
+        int64_t expected_bytes = 0;
+        for (const auto& p : t5.model->parameters()) expected_bytes += p.numel() * p.element_size();
+        QCOMPARE(t5.weight_bytes, expected_bytes);
+
+        // The same values widened to float32 up front (what HF transformers does with torch_dtype=float32):
+        // logits agree to accumulation order.
+        PretrainedT5 wide = loadPretrainedT5(dir);
+        for (auto& p : wide.model->parameters()) p.set_data(p.to(torch::kFloat));
+        torch::InferenceMode guard;
+        for (int64_t batch : {1, 3}) {  // one row: the streaming kernel; three: the tiled sgemm
+            std::vector<std::vector<int64_t>> rows(size_t(batch), kInputs[1]);
+            TokenBatch in = TokenBatch::fromRows(rows, 0);
+            torch::Tensor dec = torch::tensor(std::vector<int64_t>{0, 5, 9}).unsqueeze(0).repeat({batch, 1});
+            torch::Tensor a = t5.model->decode(dec, t5.model->encode(in.ids, in.mask), in.mask);
+            torch::Tensor b = wide.model->decode(dec, wide.model->encode(in.ids, in.mask), in.mask);
+            QVERIFY2(torch::allclose(a, b, 1e-4, 1e-4),
+                     qPrintable(QString("differs by %1").arg((a - b).abs().max().item<double>())));
+        }
         auto out = generate(*t5.model, {kInputs[1]}, {.max_new_tokens = 5});
         QVERIFY(!out[0].ids.empty());
     }

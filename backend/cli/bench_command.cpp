@@ -9,6 +9,8 @@
 #include <ostream>
 #include <random>
 
+#include "cli/bench_measure.h"
+#include "cli/bench_scale.h"
 #include "cli/command.h"
 #include "error.h"
 #include "experts/lora_expert.h"
@@ -21,43 +23,7 @@
 namespace phatgoose {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
-
-template <typename F>
-double bestSeconds(int reps, F&& f) {
-    double best = 1e30;
-    for (int i = 0; i < reps; ++i) {
-        auto t0 = Clock::now();
-        f();
-        best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-    }
-    return best;
-}
-
-double procStatusMb(const std::string& key) {  // VmRSS, VmHWM
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) / 1024.0;
-    return -1;
-}
-
-double gemmGflops() {
-    const int64_t n = 1024;
-    torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
-    torch::mm_out(c, a, b);
-    const double s = bestSeconds(10, [&] { torch::mm_out(c, a, b); });
-    return 2.0 * n * n * n / s / 1e9;
-}
-
-double copyBandwidthGbs() {
-    const int64_t floats = 64 << 20;  // 256 MB: far beyond the caches
-    torch::Tensor src = torch::ones({floats}), dst = torch::empty({floats});
-    dst.copy_(src);
-    const double s = bestSeconds(5, [&] { dst.copy_(src); });
-    return 2.0 * double(floats) * sizeof(float) / s / 1e9;  // bytes read + bytes written
-}
 
 T5Config smallConfig() {
     return T5Config::fromJsonText(R"({"model_type": "t5", "vocab_size": 32128, "d_model": 512, "d_kv": 64,
@@ -70,79 +36,6 @@ double encoderFlops(const T5Config& c, double tokens, double len) {
     const double linear = 2.0 * (4.0 * c.d_model * c.innerDim() + 2.0 * c.d_model * c.d_ff);
     const double attention = 2.0 * 2.0 * len * c.innerDim();
     return tokens * c.num_layers * (linear + attention);
-}
-
-// The bytes one decoding step must read: every decoder weight except the cross-attention's k and v (their
-// outputs are cached once per input), plus the whole vocabulary matrix for the LM head.
-int64_t decoderReadBytes(const T5ModelImpl& m) {
-    int64_t n = 0;
-    for (const auto& p : m.decoder->named_parameters()) {
-        const std::string& key = p.key();
-        const bool cached = key.find("EncDecAttention.k.") != std::string::npos ||
-                            key.find("EncDecAttention.v.") != std::string::npos;
-        if (!cached) n += p.value().numel();
-    }
-    n += m.config().vocab_size * m.config().d_model;
-    return n * int64_t(sizeof(float));
-}
-
-struct DecodeTiming {
-    double pos16_ms, pos128_ms;
-};
-
-DecodeTiming decodeTiming(T5ModelImpl& m) {
-    torch::InferenceMode guard;
-    torch::Tensor ids = torch::randint(3, 32000, {1, 128}), mask = torch::ones_like(ids);
-    torch::Tensor enc = m.encode(ids, mask);
-    DecodeTiming best{1e30, 1e30};
-    for (int rep = 0; rep < 3; ++rep) {
-        DecoderCache cache;
-        double at16 = 0, at128 = 0;
-        for (int64_t pos = 0; pos < 136; ++pos) {
-            torch::Tensor tok = torch::full({1, 1}, 5 + pos, torch::kLong);
-            auto t0 = Clock::now();
-            torch::Tensor logits = m.decode(tok, enc, mask, &cache);
-            logits.argmax(-1).item<int64_t>();  // what a real greedy step must do
-            const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-            if (pos >= 16 && pos < 24) at16 += ms / 8;
-            if (pos >= 128) at128 += ms / 8;
-        }
-        best.pos16_ms = std::min(best.pos16_ms, at16);
-        best.pos128_ms = std::min(best.pos128_ms, at128);
-    }
-    return best;
-}
-
-// Peak resident memory of loading `dir` in a process that does nothing else: this binary re-run with the
-// hidden --load-peak-rss option, so that the benchmark's own allocations do not count.
-nlohmann::json loadPeakInFreshProcess(const fs::path& dir) {
-    const std::string command =
-        "'" + fs::read_symlink("/proc/self/exe").string() + "' bench --load-peak-rss '" + dir.string() + "'";
-    FILE* pipe = popen(command.c_str(), "r");
-    if (!pipe) throw Error("bench: cannot start " + command);
-    std::string text;
-    char buffer[4096];
-    while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) text.append(buffer, n);
-    if (pclose(pipe) != 0) throw Error("bench: the load measurement failed: " + text);
-    return nlohmann::json::parse(text);
-}
-
-void runLoadPeak(CommandContext& ctx) {
-    const double rss_before = procStatusMb("VmRSS");
-    PretrainedT5 t5 = loadPretrainedT5(ctx.value("load-peak-rss"), {.load_tokenizer = false});
-    ctx.out << nlohmann::json{{"weights_mb", double(t5.weight_bytes) / 1e6},
-                              {"rss_before_load_mb", rss_before},
-                              {"peak_rss_mb", procStatusMb("VmHWM")}}
-                   .dump()
-            << "\n";
-}
-
-// Seconds for one encoder pass over a batch of 8 x 128 tokens (best of 3).
-double prefillSeconds(T5ModelImpl& m) {
-    torch::InferenceMode guard;
-    torch::Tensor ids = torch::randint(3, 32000, {8, 128}), mask = torch::ones_like(ids);
-    m.encode(ids, mask);
-    return bestSeconds(3, [&] { m.encode(ids, mask); });
 }
 
 // PHATGOOSE's own expert shape: rank 16 on every linear layer, each with a gate.
@@ -177,10 +70,10 @@ void benchRouting(T5ModelImpl& m, nlohmann::json& r) {
     double base_prefill = 1e30, routed_prefill = 1e30, base_decode = 1e30, routed_decode = 1e30;
     for (int round = 0; round < 3; ++round) {
         router->suspend();
-        base_prefill = std::min(base_prefill, prefillSeconds(m));
+        base_prefill = std::min(base_prefill, prefillSeconds(m, 8, 3));
         base_decode = std::min(base_decode, decodeTiming(m).pos16_ms);
         router->resume();
-        routed_prefill = std::min(routed_prefill, prefillSeconds(m));
+        routed_prefill = std::min(routed_prefill, prefillSeconds(m, 8, 3));
         routed_decode = std::min(routed_decode, decodeTiming(m).pos16_ms);
     }
     r["phatgoose_prefill_vs_base"] = routed_prefill / base_prefill;
@@ -245,7 +138,8 @@ void benchTraining(T5ModelImpl& m, const fs::path& dir, nlohmann::json& r) {
 }
 
 void runBench(CommandContext& ctx) {
-    if (ctx.parser.isSet("load-peak-rss")) return runLoadPeak(ctx);
+    if (ctx.parser.isSet("load-peak-rss")) return runOpenMeasurement(ctx);
+    if (ctx.parser.isSet("scale")) return runScaleBench(ctx);
     setComputeThreads(ctx.threads());
     torch::manual_seed(0);
     nlohmann::json r;
@@ -262,12 +156,12 @@ void runBench(CommandContext& ctx) {
         for (auto& p : random->parameters()) p.normal_(0.0, 0.05);
         saveT5(dir, *random);
     }
-    r.update(loadPeakInFreshProcess(dir));
+    r.update(openInFreshProcess(dir));
     PretrainedT5 t5 = loadPretrainedT5(dir, {.load_tokenizer = false});
     r["peak_rss_target_mb"] = 1.3 * r["weights_mb"].get<double>() + 200.0;
 
     {
-        const double s = prefillSeconds(*t5.model);
+        const double s = prefillSeconds(*t5.model, 8, 3);
         r["prefill_tokens_per_s"] = 1024.0 / s;
         r["prefill_gflops"] = encoderFlops(config, 1024, 128) / s / 1e9;
         r["prefill_fraction_of_gemm"] = r["prefill_gflops"].get<double>() / r["gemm_gflops"].get<double>();
@@ -289,13 +183,33 @@ void runBench(CommandContext& ctx) {
 }  // namespace
 
 std::vector<Command> benchCommands() {
-    return {{"bench", "Measure speed and memory on a t5-small-shaped random model; prints JSON.",
+    return {{"bench",
+             "Measure speed and memory on a t5-small-shaped random model, or with --scale on a published "
+             "T5 shape with N BF16 experts in memory; prints JSON.",
              [](QCommandLineParser& p) {
                  p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
                  QCommandLineOption load("load-peak-rss", "Internal: load DIR and print its peak RSS.",
                                          "DIR");
                  load.setFlags(QCommandLineOption::HiddenFromHelp);
                  p.addOption(load);
+                 p.addOption({"scale",
+                              "paper (T5-XL-LM-adapt, 2.85 B parameters), large or base: build that shape and "
+                              "--experts rank-16 experts with gates in memory in BF16 and measure prefill, "
+                              "decoding and memory, base against PHATGOOSE top-2 (keys prefixed SCALE_).",
+                              "SCALE"});
+                 p.addOption({"experts", "With --scale: how many experts.", "N", "166"});
+                 p.addOption({"rounds", "With --scale: alternating base/PHATGOOSE rounds (best of each).", "N",
+                              "2"});
+                 p.addOption({"write", "With --scale: also write the model and library as BF16 files to DIR "
+                                       "(DIR/model, DIR/library), for --from.",
+                              "DIR"});
+                 p.addOption({"from", "With --scale: first open DIR/model and DIR/library (written by --write) "
+                                      "in a fresh process and report open times and peak RSS.",
+                              "DIR"});
+                 QCommandLineOption library("library", "Internal: with --load-peak-rss, also open this library.",
+                                            "DIR");
+                 library.setFlags(QCommandLineOption::HiddenFromHelp);
+                 p.addOption(library);
                  p.addOption({"skip-routing", "Skip the 64-expert PHATGOOSE measurements."});
                  p.addOption({"skip-training", "Skip the expert- and gate-training measurements."});
              },

@@ -1,9 +1,12 @@
 // info, tokenize, generate, logits: the engine from the command line.
 #include <nlohmann/json.hpp>
+#include <iomanip>
 #include <ostream>
+#include <sstream>
 
 #include "cli/command.h"
 #include "cli/routing_options.h"
+#include "cli/timing_report.h"
 #include "error.h"
 #include "model/generation.h"
 #include "model/model_summary.h"
@@ -74,6 +77,14 @@ void runTokenize(CommandContext& ctx) {
     for (size_t i = 0; i < ids.size(); ++i) ctx.out << ids[i] << "\t" << pieces[i] << "\n";
 }
 
+// The load line of --timings: what was loaded, and how big it is as held.
+std::string loadDetail(const PretrainedT5& t5) {
+    std::ostringstream s;
+    s << std::fixed << std::setprecision(2) << double(t5.parameter_count) / 1e6 << " M parameters, "
+      << double(t5.weight_bytes) / 1e9 << " GB as " << t5.weight_dtype;
+    return s.str();
+}
+
 GenerationOptions generationOptions(const CommandContext& ctx) {
     GenerationOptions opt;
     opt.num_beams = ctx.integer("beams", 1);
@@ -86,12 +97,20 @@ void runGenerate(CommandContext& ctx) {
     setComputeThreads(ctx.threads());
     const std::string text = ctx.positionalText();
     if (text.empty()) throw Error("no input text given");
+    TimingReport timings(ctx.parser.isSet("timings"));
     PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx));
-    const GenerationOptions opt = generationOptions(ctx);
+    timings.mark("load", loadDetail(t5));
+    GenerationOptions opt = generationOptions(ctx);
+    GenerationTimings generation_timings;
+    opt.timings = &generation_timings;
     auto router = routerFromOptions(ctx, t5, false);
+    if (router) timings.mark("router", "experts gathered, keys standardised");
     const std::vector<int64_t> input = encodeInput(ctx, *t5.tokenizer, text);
+    timings.mark("tokenize", std::to_string(input.size()) + " tokens");
     if (router) router->beginBatch({input});
     Generation g = generate(*t5.model, {input}, opt).at(0);
+    timings.addGeneration(generation_timings, router.get());
+    const PrintTimingsAtExit print_timings(timings, ctx.err);
     if (ctx.parser.isSet("json")) {
         ctx.out
             << json{{"text", t5.tokenizer->decode(g.ids)}, {"ids", g.ids}, {"log_prob", g.log_prob}}.dump()
@@ -113,8 +132,11 @@ json rows(const torch::Tensor& t) {  // [n, d] float -> [[...], ...]
 void runLogits(CommandContext& ctx) {
     setComputeThreads(ctx.threads());
     ctx.required("input-ids", "IDS");
+    TimingReport timings(ctx.parser.isSet("timings"));
     PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx), {.load_tokenizer = false});
+    timings.mark("load", loadDetail(t5));
     auto router = routerFromOptions(ctx, t5, false);
+    if (router) timings.mark("router", "experts gathered, keys standardised");
     const std::vector<int64_t> input = toIds(ctx.integerList("input-ids"));
     // Parity checks want exactly these ids: a longer input is refused, never cut.
     if (int64_t(input.size()) > ctx.integer("max-input-tokens", 1))
@@ -130,16 +152,24 @@ void runLogits(CommandContext& ctx) {
     {
         torch::InferenceMode guard;
         torch::Tensor ids = torch::tensor(input).unsqueeze(0), mask = torch::ones_like(ids);
+        timings.mark("setup");
         torch::Tensor enc = t5.model->encode(ids, mask);
+        timings.mark("encode", std::to_string(input.size()) + " tokens");
         j["logits"] = rows(t5.model->decode(torch::tensor(decoder).unsqueeze(0), enc, mask)[0]);
+        timings.mark("decode", std::to_string(decoder.size()) + " tokens, teacher-forced in one pass");
         j["encoder_last_hidden_state"] = rows(enc[0]);
     }
     if (ctx.parser.isSet("greedy")) {
         GenerationOptions opt;
         opt.max_new_tokens = ctx.integer("greedy", 1);
+        GenerationTimings greedy_timings;
+        opt.timings = &greedy_timings;
         j["greedy_ids"] = generate(*t5.model, {input}, opt).at(0).ids;
+        timings.addGeneration(greedy_timings, nullptr, "greedy ");
     }
     ctx.out << j.dump() << "\n";
+    if (router) timings.add("routing", router->routingSeconds() * 1e3, "inside the routed layers, all passes");
+    timings.print(ctx.err);
 }
 
 }  // namespace
@@ -175,6 +205,7 @@ std::vector<Command> modelCommands() {
              p.addOption(kModel);
              p.addOption(kJson);
              p.addOption(kThreads);
+             declareTimingsOption(p);
              generationFlags(p);
              declareRoutingOptions(p);
              p.addPositionalArgument("TEXT", "The input text.");
@@ -184,6 +215,7 @@ std::vector<Command> modelCommands() {
          [](QCommandLineParser& p) {
              p.addOption(kModel);
              p.addOption(kThreads);
+             declareTimingsOption(p);
              p.addOption({"input-ids", "Encoder input ids, comma separated (e.g. 13,7,5,1).", "IDS"});
              p.addOption({"decoder-ids", "Decoder input ids, starting with the start token 0.", "IDS", "0"});
              p.addOption({"greedy", "Also decode greedily for at most N new tokens.", "N"});

@@ -1,4 +1,5 @@
 // `phatgoose route`: generate under a routing method and show which experts every token used.
+#include <algorithm>
 #include <iomanip>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 
 #include "cli/command.h"
 #include "cli/routing_options.h"
+#include "cli/timing_report.h"
 #include "error.h"
 #include "model/generation.h"
 #include "routing/probe.h"
@@ -50,6 +52,29 @@ std::vector<std::vector<double>> topOneShares(const RoutingTrace& trace, bool de
     return share;
 }
 
+// Each token's experts by share, largest first, as "name 62%": readable with 166 experts, where one column
+// per expert is not.
+void printTopExperts(std::ostream& out, const RoutingTrace& trace, bool decoder_rows,
+                     const std::vector<std::string>& pieces, size_t shown) {
+    const auto share = topOneShares(trace, decoder_rows, int64_t(pieces.size()));
+    out << (decoder_rows ? "\nDecoder tokens" : "\nEncoder tokens")
+        << ": the experts that were the token's top choice most often (share of its modules)\n";
+    out << std::setw(4) << "#" << "  " << padded("token", 16) << " top experts\n";
+    for (size_t t = 0; t < pieces.size(); ++t) {
+        std::vector<size_t> order(trace.expert_names.size());
+        for (size_t e = 0; e < order.size(); ++e) order[e] = e;
+        std::stable_sort(order.begin(), order.end(),
+                         [&](size_t a, size_t b) { return share[t][a] > share[t][b]; });
+        out << std::setw(4) << t << "  " << padded(pieces[t], 16);
+        for (size_t i = 0; i < std::min(shown, order.size()) && share[t][order[i]] > 0; ++i) {
+            std::ostringstream cell;
+            cell << std::fixed << std::setprecision(0) << 100.0 * share[t][order[i]] << "%";
+            out << (i ? ", " : " ") << trace.expert_names[order[i]] << " " << cell.str();
+        }
+        out << "\n";
+    }
+}
+
 void printShares(std::ostream& out, const RoutingTrace& trace, bool decoder_rows,
                  const std::vector<std::string>& pieces) {
     const auto share = topOneShares(trace, decoder_rows, int64_t(pieces.size()));
@@ -78,10 +103,16 @@ void runRoute(CommandContext& ctx) {
     const std::string model_dir = ctx.required("model", "DIR");
     if (!ctx.parser.isSet("experts") && !ctx.parser.isSet("adapter"))
         throw UsageError("--experts DIR (or --adapter DIR) is required");
+    TimingReport timings(ctx.parser.isSet("timings"));
     PretrainedT5 t5 = loadPretrainedT5(model_dir);
+    timings.mark("load");
     auto router = routerFromOptions(ctx, t5, true);
+    timings.mark("router", std::to_string(router->trace().expert_names.size()) + " experts");
     const ProbeOutcome probe = probeWithRouter(t5, *router, text, ctx.integer("max-new-tokens", 1),
                                                ctx.integer("max-input-tokens", 2));
+    timings.add("tokenize", probe.tokenize_ms);
+    timings.addGeneration(probe.timings, router.get());
+    const PrintTimingsAtExit print_timings(timings, ctx.err);
     for (const std::string& w : probe.warnings) ctx.err << "warning: " << w << "\n";
     const RoutingTrace& trace = probe.trace;
     const std::string& output = probe.output;
@@ -98,8 +129,14 @@ void runRoute(CommandContext& ctx) {
     ctx.out << "Output: " << output << "\n"
             << "Method " << trace.method << ", top-" << trace.top_k << ", " << trace.expert_names.size()
             << " experts, " << trace.sites.size() << " routed modules\n";
-    printShares(ctx.out, trace, false, trace.encoder_pieces);
-    printShares(ctx.out, trace, true, trace.decoder_pieces);
+    if (ctx.parser.isSet("all-columns")) {
+        printShares(ctx.out, trace, false, trace.encoder_pieces);
+        printShares(ctx.out, trace, true, trace.decoder_pieces);
+        return;
+    }
+    const auto shown = size_t(ctx.integer("top", 1, 1000));
+    printTopExperts(ctx.out, trace, false, trace.encoder_pieces, shown);
+    printTopExperts(ctx.out, trace, true, trace.decoder_pieces, shown);
 }
 
 }  // namespace
@@ -111,6 +148,9 @@ std::vector<Command> routingCommands() {
                  p.addOption({"json", "Print {\"output\", \"trace\"} as JSON (the full routing trace)."});
                  p.addOption({"db", "Also save the routing trace in this results database.", "FILE"});
                  p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
+                 declareTimingsOption(p);
+                 p.addOption({"top", "Experts listed per token, by share of its modules (default 3).", "N", "3"});
+                 p.addOption({"all-columns", "Print one column per expert (the share of every expert) instead."});
                  const QString tokens = QString::number(GenerationOptions{}.max_new_tokens);
                  p.addOption({"max-new-tokens", "Stop after this many new tokens (default " + tokens + ").",
                               "N", tokens});

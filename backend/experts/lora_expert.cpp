@@ -356,23 +356,33 @@ torch::Tensor readFloat32(const SafetensorsFile& file, const TensorInfo& info) {
         file.path().string() + ": '" + info.name + "'");
 }
 
+// LoRA matrices stay as stored (F32, BF16 or F16) and mapped: a 166-expert library costs no copy, and only
+// the pages routing touches become resident. The kernels read every dtype (routing/lora_kernels.h).
+torch::Tensor readStored(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info) {
+    torchType(info.dtype, file->path().string() + ": '" + info.name + "'");  // refuses other dtypes by name
+    return mappedTensor(file, info);
+}
+
 // One stored tensor of an adapter's weight file, whichever format holds it.
 struct StoredTensor {
     std::string name;
-    std::function<torch::Tensor()> read;  // float32
+    std::function<torch::Tensor()> read;  // F32, BF16 or F16
 };
 
 // The tensors of adapter_model.safetensors, or of adapter_model.bin (a torch.save state dict, read by
 // the allowlisted reader in model/pytorch_checkpoint.h: nothing in it is executed).
 std::vector<StoredTensor> adapterTensors(const fs::path& dir, std::shared_ptr<const void>& keep_open,
-                                         fs::path& file) {
+                                         fs::path& file, std::function<void()>& checked) {
     std::vector<StoredTensor> out;
     file = dir / kWeightsFile;
     if (fs::exists(file)) {
-        auto weights = std::make_shared<SafetensorsFile>(file);
+        auto weights = std::make_shared<const SafetensorsFile>(file);
         keep_open = weights;
+        // Checking every value faulted in every page; hand them back, so that an opened library costs
+        // resident memory only for what routing later reads.
+        checked = [weights] { weights->releasePages(); };
         for (const TensorInfo& info : weights->header().tensors)
-            out.push_back({info.name, [weights, &info] { return readFloat32(*weights, info); }});
+            out.push_back({info.name, [weights, &info] { return readStored(weights, info); }});
         return out;
     }
     file = dir / kBinWeightsFile;
@@ -389,6 +399,7 @@ std::vector<StoredTensor> adapterTensors(const fs::path& dir, std::shared_ptr<co
 }
 
 void checkFinite(const torch::Tensor& t, const std::string& file, const std::string& name) {
+    if (torch::isfinite(t).all().item<bool>()) return;  // one pass in the common case
     if (torch::isnan(t).any().item<bool>()) refuse(file, "'" + name + "' contains NaN");
     if (torch::isinf(t).any().item<bool>()) refuse(file, "'" + name + "' contains Inf");
 }
@@ -418,7 +429,8 @@ std::map<std::string, LoraModule> readAdapterWeights(const fs::path& dir, const 
                                                      const std::vector<LinearSite>& sites) {
     std::shared_ptr<const void> keep_open;
     fs::path path;
-    const std::vector<StoredTensor> stored = adapterTensors(dir, keep_open, path);
+    std::function<void()> checked = [] {};
+    const std::vector<StoredTensor> stored = adapterTensors(dir, keep_open, path, checked);
     const std::string file = path.string();
     std::map<std::string, const LinearSite*> by_path;
     for (const LinearSite& site : sites) by_path[site.path] = &site;
@@ -446,6 +458,7 @@ std::map<std::string, LoraModule> readAdapterWeights(const fs::path& dir, const 
             if (!(which == 'A' ? modules[site.path].A : modules[site.path].B).defined())
                 refuse(file, "missing '" + peftKey(site.path, which) + "' (" + kConfigFile + " targets " +
                                  site.path + ")");
+    checked();
     return modules;
 }
 

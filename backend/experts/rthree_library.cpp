@@ -340,7 +340,7 @@ void exportRThreeLibrary(const std::vector<LoraExpert>& experts, const fs::path&
     std::vector<torch::Tensor> keep{embeddings.contiguous()};
     std::vector<TensorToSave> tensors;
     auto add = [&](const std::string& name, torch::Tensor t) {
-        keep.push_back(t.contiguous());
+        keep.push_back(t.to(torch::kFloat).contiguous());
         tensors.push_back({name, DType::F32, keep.back().sizes().vec(), keep.back().data_ptr()});
     };
     tensors.push_back({kEncoderEmbeddings, DType::F32, keep[0].sizes().vec(), keep[0].data_ptr()});

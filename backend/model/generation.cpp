@@ -1,5 +1,7 @@
 #include "model/generation.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <cmath>
 
@@ -34,10 +36,36 @@ void checkTokenIds(const T5Config& config, const std::vector<int64_t>& ids, cons
 
 namespace {
 
+// Records into GenerationTimings when one is asked for: the time since the last mark.
+class StepClock {
+public:
+    explicit StepClock(GenerationTimings* timings) : timings_(timings) {}
+    void encoded(int64_t tokens) {
+        if (!timings_) return;
+        timings_->encode_ms += lap();
+        timings_->encoded_tokens += tokens;
+    }
+    void stepped() {
+        if (timings_) timings_->step_ms.push_back(lap());
+    }
+
+private:
+    double lap() {
+        const auto now = std::chrono::steady_clock::now();
+        const double ms = std::chrono::duration<double, std::milli>(now - last_).count();
+        last_ = now;
+        return ms;
+    }
+    GenerationTimings* timings_;
+    std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 std::vector<Generation> greedy(T5ModelImpl& model, const TokenBatch& batch, const GenerationOptions& opt) {
     const T5Config& c = model.config();
     const int64_t rows = batch.ids.size(0);
+    StepClock clock(opt.timings);
     torch::Tensor enc = model.encode(batch.ids, batch.mask);
+    clock.encoded(batch.ids.numel());
     DecoderCache cache;
     std::vector<Generation> out(rows);
     std::vector<bool> done(rows, false);
@@ -45,6 +73,7 @@ std::vector<Generation> greedy(T5ModelImpl& model, const TokenBatch& batch, cons
     for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
         torch::Tensor logp = torch::log_softmax(model.decode(next, enc, batch.mask, &cache).select(1, 0), -1);
         auto [best_lp, best] = logp.max(-1);  // [rows]
+        clock.stepped();
         auto best_a = best.accessor<int64_t, 1>();
         auto lp_a = best_lp.accessor<float, 1>();
         bool all_done = true;
@@ -78,7 +107,9 @@ struct Hypothesis {
 Generation beamSearch(T5ModelImpl& model, const TokenBatch& one, const GenerationOptions& opt) {
     const T5Config& c = model.config();
     const int64_t beams = opt.num_beams;
+    StepClock clock(opt.timings);
     torch::Tensor enc = model.encode(one.ids, one.mask).expand({beams, -1, -1}).contiguous();
+    clock.encoded(one.ids.numel());
     torch::Tensor mask = one.mask.expand({beams, -1}).contiguous();
     DecoderCache cache;
     std::vector<Hypothesis> running(1);  // starts with one beam; widens after the first step
@@ -89,6 +120,7 @@ Generation beamSearch(T5ModelImpl& model, const TokenBatch& one, const Generatio
     for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
         torch::Tensor logp =
             torch::log_softmax(model.decode(next, enc_now, mask_now, &cache).select(1, 0), -1);
+        clock.stepped();
         const int64_t vocab = logp.size(1);
         std::vector<float> base(running.size());
         for (size_t b = 0; b < running.size(); ++b) base[b] = float(running[b].log_prob);

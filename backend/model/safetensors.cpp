@@ -1,6 +1,7 @@
 #include "model/safetensors.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -474,6 +475,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
         if (::fstat(fd_, &info) != 0) fail(label, "cannot stat: " + errnoText());
         if (!S_ISREG(info.st_mode)) fail(label, "not a regular file");
         const auto file_size = static_cast<uint64_t>(info.st_size);
+        file_size_ = file_size;
 
         std::string prefix(std::min(file_size, kLengthFieldSize), '\0');
         preadFully(fd_, prefix.data(), prefix.size(), 0, label, "the header length");
@@ -494,7 +496,25 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
 }
 
 SafetensorsFile::~SafetensorsFile() {
+    if (map_) ::munmap(map_, file_size_);
     if (fd_ >= 0) ::close(fd_);
+}
+
+void SafetensorsFile::releasePages() const {
+    std::lock_guard<std::mutex> lock(map_mutex_);
+    if (map_) ::madvise(map_, file_size_, MADV_DONTNEED);
+}
+
+void* SafetensorsFile::mapped(const TensorInfo& tensor) const {
+    const uint64_t first = header_.data_offset + tensor.begin;  // checked by the parser: inside the file
+    if (first % dtypeSize(tensor.dtype) != 0) return nullptr;
+    std::lock_guard<std::mutex> lock(map_mutex_);
+    if (!map_) {
+        void* p = ::mmap(nullptr, file_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd_, 0);
+        if (p == MAP_FAILED) fail(path_.string(), "cannot map into memory: " + errnoText());
+        map_ = p;
+    }
+    return static_cast<char*>(map_) + first;
 }
 
 void SafetensorsFile::read(const TensorInfo& tensor, void* dst) const {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,8 +48,8 @@ struct SafetensorsHeader {
 SafetensorsHeader parseSafetensorsHeader(std::string_view prefix, uint64_t file_size,
                                          const std::string& file_label);
 
-// An open safetensors file: header parsed on open, tensor bytes read on demand with pread (no mmap, so a
-// loaded model costs its weights once in resident memory, not twice).
+// An open safetensors file: header parsed on open, tensor bytes either read on demand with pread or mapped
+// in place (mapped(): no copy at all, pages come from disk when first touched).
 class SafetensorsFile {
 public:
     explicit SafetensorsFile(const std::filesystem::path& path);  // throws Error
@@ -60,10 +61,22 @@ public:
     const std::filesystem::path& path() const { return path_; }
     // Copies the tensor's raw little-endian bytes into dst (which holds end - begin bytes).
     void read(const TensorInfo& tensor, void* dst) const;
+    // The tensor's bytes inside a private, copy-on-write mapping of the whole file, made on first use and
+    // kept until the file object is destroyed: reading them costs no resident copy beyond the page cache's,
+    // and a write changes only this process's page. nullptr when the bytes are not aligned for their dtype
+    // (a header whose length is not a multiple of 8); read() them instead. The file must not be truncated
+    // while mapped (the project's writers replace files by rename, which keeps the mapped inode).
+    void* mapped(const TensorInfo& tensor) const;
+    // Drops this process's resident pages of the mapping (those never written): a later read faults them
+    // back from the page cache or the disk. For after a pass that had to read everything once.
+    void releasePages() const;
 
 private:
     std::filesystem::path path_;
     int fd_ = -1;
+    uint64_t file_size_ = 0;
+    mutable void* map_ = nullptr;
+    mutable std::mutex map_mutex_;
     SafetensorsHeader header_;
 };
 

@@ -47,19 +47,20 @@ std::vector<fs::path> modelWeightFiles(const fs::path& dir) {
 
 namespace {
 
-void copyInto(const SafetensorsFile& file, const TensorInfo& info, torch::Tensor& param) {
+// Weight matrices stay in their stored dtype (the products read BF16/F16 directly: model/weight_kernels.h);
+// the small rest (layer norms, relative position biases) is widened to float32 once.
+bool keepsStoredDtype(const TensorInfo& info) {
+    return info.shape.size() == 2 && info.name.find("relative_attention_bias") == std::string::npos;
+}
+
+// The parameter becomes a view of the file's mapping: no copy, pages read when first used.
+void bindTo(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info, torch::Tensor& param) {
     if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
-        throw Error(file.path().string() + ": tensor '" + info.name + "' has dtype " +
+        throw Error(file->path().string() + ": tensor '" + info.name + "' has dtype " +
                     std::string(dtypeName(info.dtype)) + "; model weights must be F32, F16 or BF16");
     torch::NoGradGuard no_grad;
-    if (info.dtype == DType::F32) {
-        file.read(info, param.data_ptr());  // straight into the parameter: no second copy in memory
-        return;
-    }
-    torch::Tensor raw =
-        torch::empty(info.shape, torch::TensorOptions().dtype(torchType(info.dtype, info.name)));
-    file.read(info, raw.data_ptr());
-    param.copy_(raw);
+    torch::Tensor stored = mappedTensor(file, info);
+    param.set_data(keepsStoredDtype(info) ? stored : stored.to(torch::kFloat));
 }
 
 void checkShape(const SafetensorsFile& file, const TensorInfo& info, const torch::Tensor& param) {
@@ -80,7 +81,8 @@ std::string loadT5Weights(const fs::path& dir, T5ModelImpl& model) {
     std::set<std::string> dtypes;
     for (const fs::path& path : modelWeightFiles(dir)) {
         if (!fs::exists(path)) throw Error(path.string() + ": shard file named by the index is missing");
-        SafetensorsFile file(path);
+        const auto shared_file = std::make_shared<const SafetensorsFile>(path);
+        const SafetensorsFile& file = *shared_file;
         for (const TensorInfo& info : file.header().tensors) {
             torch::Tensor* param = params.find(info.name);
             if (!param) {
@@ -91,7 +93,7 @@ std::string loadT5Weights(const fs::path& dir, T5ModelImpl& model) {
             if (!pending.count(info.name))
                 throw Error(path.string() + ": tensor '" + info.name + "' appears in more than one shard");
             checkShape(file, info, *param);
-            copyInto(file, info, *param);
+            bindTo(shared_file, info, *param);
             pending.erase(info.name);
             dtypes.insert(std::string(dtypeName(info.dtype)));
         }
@@ -117,19 +119,19 @@ PretrainedT5 loadPretrainedT5(const fs::path& requested, const LoadOptions& opti
     for (const auto& p : out.model->parameters()) {
         p.set_requires_grad(false);
         out.parameter_count += p.numel();
+        out.weight_bytes += tensorBytes(p);
     }
-    out.weight_bytes = out.parameter_count * int64_t(sizeof(float));
     if (options.load_tokenizer) out.tokenizer = std::make_shared<Tokenizer>(Tokenizer::fromModelDir(dir));
     return out;
 }
 
-void saveT5(const fs::path& dir, const T5ModelImpl& model) {
+void saveT5(const fs::path& dir, const T5ModelImpl& model, DType dtype) {
     fs::create_directories(dir);
     std::vector<torch::Tensor> keep;  // contiguous copies must outlive the write
     std::vector<TensorToWrite> tensors;
     for (const auto& p : model.named_parameters(true)) {
-        keep.push_back(p.value().detach().to(torch::kFloat).contiguous());
-        tensors.push_back({p.key(), DType::F32, keep.back().sizes().vec(), keep.back().data_ptr()});
+        keep.push_back(p.value().detach().to(torchType(dtype, "saveT5")).contiguous());
+        tensors.push_back({p.key(), dtype, keep.back().sizes().vec(), keep.back().data_ptr()});
     }
     writeSafetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
     writeFileAtomically(dir / "config.json", model.config().toJsonText());

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "model/safetensors.h"
 #include "model/t5_model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,7 +20,7 @@ struct PretrainedT5 {
     std::shared_ptr<Tokenizer> tokenizer;
     std::string weight_dtype;  // dtype(s) as stored, e.g. "F32" or "BF16"
     int64_t parameter_count = 0;
-    int64_t weight_bytes = 0;  // of the float32 parameters in memory
+    int64_t weight_bytes = 0;  // of the parameters as held: weight matrices in their stored dtype
 };
 
 struct LoadOptions {
@@ -34,12 +35,13 @@ std::vector<std::filesystem::path> modelWeightFiles(const std::filesystem::path&
 // Hugging Face cache (model/hub_cache.h; never the network).
 PretrainedT5 loadPretrainedT5(const std::filesystem::path& dir, const LoadOptions& options = {});
 
-// Copies the model's parameters into `model` from the safetensors file(s) of `dir`. Returns the stored
-// dtype summary. Exposed for tests.
+// Binds the model's parameters to the safetensors file(s) of `dir`: weight matrices as mapped views in their
+// stored dtype (F32, BF16 or F16), never widened as a whole; layer norms and position biases widened to
+// float32. Returns the stored dtype summary. Exposed for tests.
 std::string loadT5Weights(const std::filesystem::path& dir, T5ModelImpl& model);
 
-// Writes `model` as a Hugging Face folder (config.json + model.safetensors, F32). The tokenizer file is
-// the caller's business.
-void saveT5(const std::filesystem::path& dir, const T5ModelImpl& model);
+// Writes `model` as a Hugging Face folder (config.json + model.safetensors, every tensor as `dtype`: F32,
+// BF16 or F16). The tokenizer file is the caller's business.
+void saveT5(const std::filesystem::path& dir, const T5ModelImpl& model, DType dtype = DType::F32);
 
 }  // namespace phatgoose

@@ -34,7 +34,7 @@ T5ModelImpl::T5ModelImpl(const T5Config& config) : config_(config) {
 torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& mask) {
     const int64_t len = input_ids.size(1);
     torch::Tensor bias = encoder->positionBias(0, len, len) + maskToBias(mask);  // [batch, heads, len, len]
-    torch::Tensor h = shared->forward(input_ids);
+    torch::Tensor h = shared->forward(input_ids).to(torch::kFloat);  // a BF16/F16 table widens per row
     for (auto& block : encoder->blocks)
         h = block->forward(h, bias, torch::Tensor(), torch::Tensor(), nullptr);
     return encoder->final_layer_norm->forward(h);
@@ -53,7 +53,7 @@ torch::Tensor T5ModelImpl::decodeHidden(const torch::Tensor& decoder_ids, const 
         self_bias = self_bias.masked_fill(future, std::numeric_limits<float>::lowest());
     }
     torch::Tensor cross_bias = maskToBias(encoder_mask);
-    torch::Tensor h = shared->forward(decoder_ids);
+    torch::Tensor h = shared->forward(decoder_ids).to(torch::kFloat);
     for (size_t i = 0; i < decoder->blocks.size(); ++i) {
         AttentionCache* layer_cache = cache ? &cache->layers[i] : nullptr;
         h = decoder->blocks[i]->forward(h, self_bias, encoder_states, cross_bias, layer_cache);

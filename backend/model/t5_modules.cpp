@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "model/weight_kernels.h"
+
 namespace phatgoose {
 
 T5LinearImpl::T5LinearImpl(int64_t d_in, int64_t d_out) {
@@ -9,16 +11,7 @@ T5LinearImpl::T5LinearImpl(int64_t d_in, int64_t d_out) {
 }
 
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight) {
-    const int64_t d_in = x.size(-1);
-    const int64_t rows = d_in == 0 ? 0 : x.numel() / d_in;
-    if (rows == 0 || rows > 2) return torch::linear(x, weight);
-    // OpenBLAS's sgemm is 3-5x slower than its sgemv when only one or two rows multiply a weight matrix
-    // (measured on this machine), and one-token decoding is exactly that case.
-    std::vector<int64_t> out_shape = x.sizes().vec();
-    out_shape.back() = weight.size(0);
-    torch::Tensor flat = x.reshape({rows, d_in});
-    if (rows == 1) return torch::mv(weight, flat[0]).view(out_shape);
-    return torch::stack({torch::mv(weight, flat[0]), torch::mv(weight, flat[1])}).view(out_shape);
+    return linearProduct(x, weight);
 }
 
 torch::Tensor T5LinearImpl::forward(const torch::Tensor& x) {

@@ -21,7 +21,7 @@ public:
     virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) = 0;
 };
 
-// x W^T for x: [..., d_in], weight: [d_out, d_in], choosing the fastest BLAS call for the shape.
+// x W^T for x: [..., d_in] float32, weight: [d_out, d_in] F32, BF16 or F16 (model/weight_kernels.h).
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight);
 
 // A bias-free linear layer ("weight": [d_out, d_in]) with an optional adapter.

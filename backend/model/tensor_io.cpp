@@ -24,4 +24,19 @@ torch::Tensor readAsFloat32(DType dtype, const std::vector<int64_t>& shape,
     return raw.to(torch::kFloat);
 }
 
+torch::Tensor mappedTensor(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info) {
+    const auto options = torch::TensorOptions().dtype(
+        torchType(info.dtype, file->path().string() + ": tensor '" + info.name + "'"));
+    if (info.numel() == 0) return torch::empty(info.shape, options);
+    if (void* data = file->mapped(info))
+        return torch::from_blob(data, info.shape, [keep = file](void*) {}, options);
+    torch::Tensor raw = torch::empty(info.shape, options);
+    file->read(info, raw.data_ptr());
+    return raw;
+}
+
+int64_t tensorBytes(const torch::Tensor& t) {
+    return t.numel() * int64_t(t.element_size());
+}
+
 }  // namespace phatgoose

@@ -6,31 +6,47 @@
 
 namespace phatgoose {
 
+namespace {
+
+FactorType factorType(const torch::Tensor& t) {
+    switch (t.scalar_type()) {
+        case torch::kFloat:
+            return FactorType::F32;
+        case torch::kBFloat16:
+            return FactorType::BF16;
+        case torch::kHalf:
+            return FactorType::F16;
+        default:
+            throw Error("routing: LoRA factors must be F32, BF16 or F16");
+    }
+}
+
+}  // namespace
+
 ExpertStack::ExpertStack(const std::string& site, const std::vector<const LoraExpert*>& experts,
                          const std::vector<int64_t>& expert_ids)
     : expert_ids_(expert_ids) {
     if (experts.empty()) throw Error("routing: no expert covers " + site);
-    int64_t rank = 0;
-    for (const LoraExpert* e : experts) rank = std::max(rank, e->modules.at(site).A.size(0));
     const LoraModule& first = experts.front()->modules.at(site);
-    const int64_t n = int64_t(experts.size()), d_in = first.A.size(1), d_out = first.B.size(0);
-    At_ = torch::zeros({n, d_in, rank});
-    Bt_ = torch::zeros({n, rank, d_out});
-    torch::NoGradGuard no_grad;
-    for (int64_t i = 0; i < n; ++i) {
-        const LoraModule& m = experts[size_t(i)]->modules.at(site);
-        const int64_t r = m.A.size(0);
-        At_[i].narrow(1, 0, r).copy_(m.A.t());
-        Bt_[i].narrow(0, 0, r).copy_(m.B.t() * experts[size_t(i)]->scale());
+    d_in_ = first.A.size(1);
+    d_out_ = first.B.size(0);
+    for (const LoraExpert* e : experts) {
+        const LoraModule& m = e->modules.at(site);
+        factorType(m.A), factorType(m.B);
+        members_.push_back({m.A.detach().contiguous(), m.B.detach().contiguous(), e->scale()});
+        max_rank_ = std::max(max_rank_, m.A.size(0));
     }
 }
 
 int64_t ExpertStack::bytes() const {
-    return (At_.numel() + Bt_.numel()) * int64_t(sizeof(float));
+    int64_t total = 0;
+    for (const Member& m : members_) total += int64_t(m.A.nbytes() + m.B.nbytes());
+    return total;
 }
 
 torch::Tensor ExpertStack::deltaWeight(int64_t e) const {
-    return torch::mm(Bt_[e].t(), At_[e].t());
+    const Member& m = members_[size_t(e)];
+    return torch::mm(m.B.to(torch::kFloat), m.A.to(torch::kFloat)) * m.scale;
 }
 
 void ExpertStack::addInto(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
@@ -56,9 +72,10 @@ void ExpertStack::addGrouped(torch::Tensor& out, const torch::Tensor& x, const t
     std::vector<torch::Tensor> ys;
     for (int64_t e = 0, start = 0; e < size(); start += count[e], ++e)
         if (count[e] > 0) {
-            torch::Tensor h =
-                torch::mm(xs.narrow(0, start, count[e]), At_[e]) * w_sorted.narrow(0, start, count[e]);
-            ys.push_back(torch::mm(h, Bt_[e]));  // [count, d_out]
+            const Member& m = members_[size_t(e)];
+            torch::Tensor h = torch::mm(xs.narrow(0, start, count[e]), m.A.to(torch::kFloat).t()) *
+                              (w_sorted.narrow(0, start, count[e]) * m.scale);
+            ys.push_back(torch::mm(h, m.B.to(torch::kFloat).t()));  // [count, d_out]
         }
     out = out.index_add(0, token_of, torch::cat(ys));
 }
@@ -66,7 +83,10 @@ void ExpertStack::addGrouped(torch::Tensor& out, const torch::Tensor& x, const t
 torch::Tensor ExpertStack::applyDense(const torch::Tensor& x, const torch::Tensor& experts,
                                       const torch::Tensor& weights) const {
     // Every expert's full delta for every token: [N, T, d_out]; then a dense [T, N] weight matrix.
-    torch::Tensor all = torch::matmul(torch::matmul(x.unsqueeze(0), At_), Bt_);
+    std::vector<torch::Tensor> deltas;
+    for (const Member& m : members_)
+        deltas.push_back(torch::mm(torch::mm(x, m.A.to(torch::kFloat).t()), m.B.to(torch::kFloat).t()) * m.scale);
+    torch::Tensor all = torch::stack(deltas);
     torch::Tensor dense = torch::zeros({x.size(0), size()}).scatter_add(1, experts, weights);
     return torch::einsum("ntd,tn->td", {all, dense});
 }
@@ -74,7 +94,7 @@ torch::Tensor ExpertStack::applyDense(const torch::Tensor& x, const torch::Tenso
 void ExpertStack::addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                                 const torch::Tensor& weights) const {
     const int64_t tokens = x.size(0), k = experts.size(1), pairs = tokens * k;
-    const int64_t n = size(), r = rank(), d_in = dIn(), d_out = dOut();
+    const int64_t n = size(), r = rank(), d_in = dIn(), d_out = dOut();  // r: the largest rank, for h
     const int64_t* ids = experts.data_ptr<int64_t>();
     const float* w = weights.data_ptr<float>();
     // A counting sort of the (token, expert) pairs by expert: each expert's rows become one contiguous block.
@@ -87,20 +107,21 @@ void ExpertStack::addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, cons
     for (int64_t p = 0; p < pairs; ++p) {
         const int64_t slot = fill[size_t(ids[p])]++;
         token_of[size_t(slot)] = p / k;
-        weight_of[size_t(slot)] = w[p];
+        // The expert's scale rides on the routing weight: s (w (A x)) is the same product.
+        weight_of[size_t(slot)] = float(w[p] * members_[size_t(ids[p])].scale);
     }
     std::vector<float> h(pair_count * size_t(r));  // [pairs, r], weighted
     const float* xp = x.data_ptr<float>();
     float* op = out.data_ptr<float>();
-    const float* As = At_.data_ptr<float>();
-    const float* Bs = Bt_.data_ptr<float>();
     for (int64_t e = 0; e < n; ++e) {
         const int64_t first = start[size_t(e)];
         const RoutedRows rows{&token_of[size_t(first)], &weight_of[size_t(first)],
                               start[size_t(e + 1)] - first};
         if (rows.count == 0) continue;
-        loraDown(xp, d_in, rows, As + e * d_in * r, r, &h[size_t(first * r)]);
-        loraUpAdd(op, d_out, rows, &h[size_t(first * r)], Bs + e * r * d_out, r);
+        const Member& m = members_[size_t(e)];
+        const int64_t rank_e = m.A.size(0);
+        loraDown(xp, d_in, rows, {m.A.data_ptr(), factorType(m.A)}, rank_e, &h[size_t(first * r)]);
+        loraUpAdd(op, d_out, rows, &h[size_t(first * r)], {m.B.data_ptr(), factorType(m.B)}, rank_e);
     }
 }
 

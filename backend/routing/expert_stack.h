@@ -1,7 +1,8 @@
 #pragma once
-// The LoRA experts of one linear layer, stacked for routing: A^T [N, d_in, r] and B^T [N, r, d_out], zero-
-// padded to the largest rank (exact: padded rows of A and columns of B contribute nothing), with the
-// scale s_i folded into B^T. Applying a sparse routing touches only the kept experts.
+// The LoRA experts of one linear layer, gathered for routing. No copy: each member shares its library's A
+// [r, d_in] and B [d_out, r] in their stored dtype (F32, BF16 or F16, mapped from disk for a loaded
+// library), with its own rank and its scale s_i applied at run time. Applying a sparse routing touches
+// only the kept experts, so a large library's pages become resident only as routing uses them.
 #include <torch/torch.h>
 
 #include <string>
@@ -17,12 +18,12 @@ public:
     ExpertStack(const std::string& site, const std::vector<const LoraExpert*>& experts,
                 const std::vector<int64_t>& expert_ids);
 
-    int64_t size() const { return At_.size(0); }
-    int64_t rank() const { return At_.size(2); }
-    int64_t dIn() const { return At_.size(1); }
-    int64_t dOut() const { return Bt_.size(2); }
+    int64_t size() const { return int64_t(members_.size()); }
+    int64_t rank() const { return max_rank_; }  // the largest member's
+    int64_t dIn() const { return d_in_; }
+    int64_t dOut() const { return d_out_; }
     const std::vector<int64_t>& expertIds() const { return expert_ids_; }
-    int64_t bytes() const;
+    int64_t bytes() const;  // of the members' factors (shared with the library, not copied)
 
     // out[t] += sum_j weights[t, j] * s_e B_e A_e x[t] for e = experts[t, j], in place when nothing needs
     // gradients (adding into the base layer's output saves two passes over [T, d_out]); with autograd,
@@ -44,11 +45,14 @@ private:
     // used expert.
     void addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, const torch::Tensor& experts,
                        const torch::Tensor& weights) const;
-    // Both transposed so that the kernels' inner loops are contiguous multiply-adds of rank- or
-    // d_out-wide rows (a dot-product reduction over floats the compiler may not reorder).
-    torch::Tensor At_;  // [N, d_in, r]
-    torch::Tensor Bt_;  // [N, r, d_out], scaled by s
+    struct Member {
+        torch::Tensor A;  // [r, d_in], contiguous, as stored
+        torch::Tensor B;  // [d_out, r], contiguous, as stored
+        double scale;     // s_i
+    };
+    std::vector<Member> members_;
     std::vector<int64_t> expert_ids_;
+    int64_t d_in_ = 0, d_out_ = 0, max_rank_ = 0;
 };
 
 }  // namespace phatgoose

@@ -1,194 +1,204 @@
 #include "routing/lora_kernels.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
+
+#include "model/half_convert.h"
 
 namespace phatgoose {
 namespace {
 
-// ---- Portable: plain loops the compiler vectorises (independent lanes, no reordered reductions) ----------
+template <class E>
+const typename E::T* typed(Factor f) {
+    return static_cast<const typename E::T*>(f.data);
+}
 
-void downPortable(const float* x, int64_t d_in, const RoutedRows& rows, const float* At, int64_t r,
+// ---- Portable: plain loops, eight partial sums per dot product so that the compiler may vectorise -------
+
+template <class E>
+float dotPortable(const float* x, const typename E::T* w, int64_t n) {
+    float lane[8] = {};
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int l = 0; l < 8; ++l) lane[l] += E::scalar(w + c + l) * x[c + l];
+    float total = 0;
+    for (; c < n; ++c) total += E::scalar(w + c) * x[c];
+    for (float v : lane) total += v;
+    return total;
+}
+
+template <class E>
+void downPortable(const float* x, int64_t d_in, const RoutedRows& rows, const typename E::T* A, int64_t r,
                   float* h) {
     for (int64_t p = 0; p < rows.count; ++p) {
         const float* xt = x + rows.token[p] * d_in;
-        float* hp = h + p * r;
-        std::fill(hp, hp + r, 0.f);
-        for (int64_t c = 0; c < d_in; ++c) {
-            const float xc = xt[c];
-            const float* a = At + c * r;
-            for (int64_t i = 0; i < r; ++i) hp[i] += xc * a[i];
-        }
-        for (int64_t i = 0; i < r; ++i) hp[i] *= rows.weight[p];
+        for (int64_t j = 0; j < r; ++j) h[p * r + j] = rows.weight[p] * dotPortable<E>(xt, A + j * d_in, d_in);
     }
 }
 
-void upPortable(float* out, int64_t d_out, const RoutedRows& rows, const float* h, const float* Bt,
+template <class E>
+void upPortable(float* out, int64_t d_out, const RoutedRows& rows, const float* h, const typename E::T* B,
                 int64_t r) {
     for (int64_t p = 0; p < rows.count; ++p) {
         float* o = out + rows.token[p] * d_out;
-        for (int64_t i = 0; i < r; ++i) {
-            const float hi = h[p * r + i];
-            const float* b = Bt + i * d_out;
-            for (int64_t c = 0; c < d_out; ++c) o[c] += hi * b[c];
-        }
+        for (int64_t c = 0; c < d_out; ++c) o[c] += dotPortable<E>(h + p * r, B + c * r, r);
     }
 }
 
-// ---- AVX2 + FMA: blocks of 4 rows x 16 columns, 8 accumulators in registers
-// --------------------------------
-//
-// Each step loads two vectors of the expert's factor and broadcasts one value per row: 6 loads for 8 FMAs,
-// which keeps both FMA units busy. Column tails (a rank or width not a multiple of 16) use masked loads
-// and stores, so no row is ever read or written past its end.
+// ---- AVX2 + FMA ----------------------------------------------------------------------------------------
 
-#define PHATGOOSE_AVX2 __attribute__((target("avx2,fma")))
-
-constexpr int kBlockRows = 4;
-alignas(32) constexpr int32_t kLaneMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-
-PHATGOOSE_AVX2 inline __m256i firstLanes(int64_t n) {  // the first n (0..8) lanes on
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask + 8 - n));
+// Down: R token rows (1 or 2) times four rows of A: 4R independent accumulators; each step loads the R
+// inputs once and four rows of A once. Sums are reduced once per dot product, after the d_in loop.
+template <class E, int R, int J>
+PHATGOOSE_AVX2 void downBlock(const float* const* xr, const float* w, int64_t d_in, const typename E::T* A,
+                              float* const* hr) {
+    const int64_t body = d_in / 8 * 8;
+    __m256 acc[R][J];
+    for (auto& a : acc)
+        for (auto& v : a) v = _mm256_setzero_ps();
+    for (int64_t c = 0; c < body; c += 8) {
+        __m256 xv[R];
+        for (int i = 0; i < R; ++i) xv[i] = _mm256_loadu_ps(xr[i] + c);
+        for (int j = 0; j < J; ++j) {
+            const __m256 a = load8(E(), A + j * d_in + c);
+            for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(a, xv[i], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < J; ++j) {
+            float total = laneTotal(acc[i][j]);
+            for (int64_t c = body; c < d_in; ++c) total += E::scalar(A + j * d_in + c) * xr[i][c];
+            hr[i][j] = w[i] * total;
+        }
 }
 
-// Columns [j, j + 16) of a row, clipped to `width` of them.
-struct Span16 {
-    bool full;
-    __m256i lo, hi;
-};
-
-PHATGOOSE_AVX2 inline Span16 span16(int64_t width) {
-    return {width >= 16, firstLanes(std::min<int64_t>(width, 8)),
-            firstLanes(std::clamp<int64_t>(width - 8, 0, 8))};
-}
-
-PHATGOOSE_AVX2 inline void load16(const Span16& s, const float* p, __m256& lo, __m256& hi) {
-    lo = s.full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, s.lo);
-    hi = s.full ? _mm256_loadu_ps(p + 8) : _mm256_maskload_ps(p + 8, s.hi);
-}
-
-PHATGOOSE_AVX2 inline void store16(const Span16& s, float* p, __m256 lo, __m256 hi) {
-    if (s.full) {
-        _mm256_storeu_ps(p, lo);
-        _mm256_storeu_ps(p + 8, hi);
-    } else {
-        _mm256_maskstore_ps(p, s.lo, lo);
-        _mm256_maskstore_ps(p + 8, s.hi, hi);
+template <class E, int R>
+PHATGOOSE_AVX2 void downRows(const float* const* xr, const float* w, int64_t d_in, const typename E::T* A,
+                             int64_t r, float* const* hr) {
+    int64_t j = 0;
+    for (; j + 4 <= r; j += 4) {
+        float* hj[R];
+        for (int i = 0; i < R; ++i) hj[i] = hr[i] + j;
+        downBlock<E, R, 4>(xr, w, d_in, A + j * d_in, hj);
+    }
+    for (; j < r; ++j) {
+        float* hj[R];
+        for (int i = 0; i < R; ++i) hj[i] = hr[i] + j;
+        downBlock<E, R, 1>(xr, w, d_in, A + j * d_in, hj);
     }
 }
 
-// h[i, :] = w[i] * x_i At for R rows whose inputs start at xr[i]; h rows are r apart.
-template <int R>
-PHATGOOSE_AVX2 void downBlock(const float* const* xr, const float* w, int64_t d_in, const float* At,
-                              int64_t r, float* h) {
-    for (int64_t j = 0; j < r; j += 16) {
-        const Span16 span = span16(r - j);
-        __m256 acc[R][2];
-        for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-        const float* a = At + j;
-        for (int64_t c = 0; c < d_in; ++c, a += r) {
-            __m256 a0, a1;
-            load16(span, a, a0, a1);
-            for (int i = 0; i < R; ++i) {
-                const __m256 xc = _mm256_broadcast_ss(xr[i] + c);
-                acc[i][0] = _mm256_fmadd_ps(xc, a0, acc[i][0]);
-                acc[i][1] = _mm256_fmadd_ps(xc, a1, acc[i][1]);
-            }
-        }
-        for (int i = 0; i < R; ++i) {
-            const __m256 wi = _mm256_set1_ps(w[i]);
-            store16(span, h + i * r + j, _mm256_mul_ps(acc[i][0], wi), _mm256_mul_ps(acc[i][1], wi));
-        }
-    }
-}
-
-// orow[i][:] += h_i Bt for R rows; h rows are r apart; the R output rows must be distinct.
-template <int R>
-PHATGOOSE_AVX2 void upBlock(float* const* orow, const float* h, const float* Bt, int64_t r, int64_t d_out) {
-    for (int64_t c = 0; c < d_out; c += 16) {
-        const Span16 span = span16(d_out - c);
-        __m256 acc[R][2];
-        for (int i = 0; i < R; ++i) load16(span, orow[i] + c, acc[i][0], acc[i][1]);
-        const float* b = Bt + c;
-        for (int64_t k = 0; k < r; ++k, b += d_out) {
-            __m256 b0, b1;
-            load16(span, b, b0, b1);
-            for (int i = 0; i < R; ++i) {
-                const __m256 hk = _mm256_broadcast_ss(h + i * r + k);
-                acc[i][0] = _mm256_fmadd_ps(hk, b0, acc[i][0]);
-                acc[i][1] = _mm256_fmadd_ps(hk, b1, acc[i][1]);
-            }
-        }
-        for (int i = 0; i < R; ++i) store16(span, orow[i] + c, acc[i][0], acc[i][1]);
-    }
-}
-
-PHATGOOSE_AVX2 void downAvx2(const float* x, int64_t d_in, const RoutedRows& rows, const float* At, int64_t r,
-                             float* h) {
+template <class E>
+PHATGOOSE_AVX2 void downAvx2(const float* x, int64_t d_in, const RoutedRows& rows, const typename E::T* A,
+                             int64_t r, float* h) {
     int64_t p = 0;
-    for (; p + kBlockRows <= rows.count; p += kBlockRows) {
-        const float* xr[kBlockRows];
-        for (int i = 0; i < kBlockRows; ++i) xr[i] = x + rows.token[p + i] * d_in;
-        downBlock<kBlockRows>(xr, rows.weight + p, d_in, At, r, h + p * r);
+    for (; p + 2 <= rows.count; p += 2) {
+        const float* xr[2] = {x + rows.token[p] * d_in, x + rows.token[p + 1] * d_in};
+        float* hr[2] = {h + p * r, h + (p + 1) * r};
+        downRows<E, 2>(xr, rows.weight + p, d_in, A, r, hr);
     }
-    for (; p < rows.count; ++p) {
-        const float* xr = x + rows.token[p] * d_in;
-        downBlock<1>(&xr, rows.weight + p, d_in, At, r, h + p * r);
+    if (p < rows.count) {
+        const float* xr[1] = {x + rows.token[p] * d_in};
+        float* hr[1] = {h + p * r};
+        downRows<E, 1>(xr, rows.weight + p, d_in, A, r, hr);
     }
 }
 
-bool distinct(const int64_t* token, int n) {
-    for (int i = 0; i < n; ++i)
-        for (int j = i + 1; j < n; ++j)
-            if (token[i] == token[j]) return false;
-    return true;
+// The eight lane sums of a[0..7], as one vector: lane i holds the total of a[i].
+PHATGOOSE_AVX2 inline __m256 laneTotals8(const __m256* a) {
+    const __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+    const __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+    const __m256 t0 = _mm256_hadd_ps(s01, s23), t1 = _mm256_hadd_ps(s45, s67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
 }
 
-PHATGOOSE_AVX2 void upAvx2(float* out, int64_t d_out, const RoutedRows& rows, const float* h, const float* Bt,
-                           int64_t r) {
-    int64_t p = 0;
-    for (; p + kBlockRows <= rows.count; p += kBlockRows) {
-        // Two rows for one token would each add to a stale copy of that output row: take them one by one.
-        if (!distinct(rows.token + p, kBlockRows)) {
-            for (int i = 0; i < kBlockRows; ++i) {
-                float* o = out + rows.token[p + i] * d_out;
-                upBlock<1>(&o, h + (p + i) * r, Bt, r, d_out);
-            }
-            continue;
+constexpr int64_t kMaxVectorRank = 64;  // h in registers: at most eight vectors
+
+// Up: for one row, eight outputs at a time, each a dot product of h (held in registers) with a row of B;
+// the eight results reduce into one vector and add into the output row.
+template <class E>
+PHATGOOSE_AVX2 void upRow(float* o, int64_t d_out, const float* hp, const typename E::T* B, int64_t r) {
+    const int64_t chunks = r / 8, body = chunks * 8;
+    __m256 hv[kMaxVectorRank / 8];
+    for (int64_t k = 0; k < chunks; ++k) hv[k] = _mm256_loadu_ps(hp + k * 8);
+    int64_t c = 0;
+    for (; c + 8 <= d_out; c += 8) {
+        __m256 acc[8];
+        for (int i = 0; i < 8; ++i) {
+            acc[i] = _mm256_setzero_ps();
+            for (int64_t k = 0; k < chunks; ++k)
+                acc[i] = _mm256_fmadd_ps(load8(E(), B + (c + i) * r + k * 8), hv[k], acc[i]);
         }
-        float* orow[kBlockRows];
-        for (int i = 0; i < kBlockRows; ++i) orow[i] = out + rows.token[p + i] * d_out;
-        upBlock<kBlockRows>(orow, h + p * r, Bt, r, d_out);
+        __m256 sum = _mm256_add_ps(_mm256_loadu_ps(o + c), laneTotals8(acc));
+        if (body < r) {
+            alignas(32) float tail[8];
+            for (int i = 0; i < 8; ++i) {
+                float t = 0;
+                for (int64_t k = body; k < r; ++k) t += E::scalar(B + (c + i) * r + k) * hp[k];
+                tail[i] = t;
+            }
+            sum = _mm256_add_ps(sum, _mm256_load_ps(tail));
+        }
+        _mm256_storeu_ps(o + c, sum);
     }
-    for (; p < rows.count; ++p) {
-        float* o = out + rows.token[p] * d_out;
-        upBlock<1>(&o, h + p * r, Bt, r, d_out);
-    }
+    for (; c < d_out; ++c) o[c] += dotPortable<E>(hp, B + c * r, r);
+}
+
+template <class E>
+PHATGOOSE_AVX2 void upAvx2(float* out, int64_t d_out, const RoutedRows& rows, const float* h,
+                           const typename E::T* B, int64_t r) {
+    for (int64_t p = 0; p < rows.count; ++p) upRow<E>(out + rows.token[p] * d_out, d_out, h + p * r, B, r);
+}
+
+template <class E>
+void down(const float* x, int64_t d_in, const RoutedRows& rows, Factor A, int64_t r, float* h, LoraIsa isa) {
+    if (isa == LoraIsa::Avx2) return downAvx2<E>(x, d_in, rows, typed<E>(A), r, h);
+    downPortable<E>(x, d_in, rows, typed<E>(A), r, h);
+}
+
+template <class E>
+void up(float* out, int64_t d_out, const RoutedRows& rows, const float* h, Factor B, int64_t r, LoraIsa isa) {
+    if (isa == LoraIsa::Avx2 && r <= kMaxVectorRank) return upAvx2<E>(out, d_out, rows, h, typed<E>(B), r);
+    upPortable<E>(out, d_out, rows, h, typed<E>(B), r);
+}
+
+LoraIsa usable(LoraIsa isa) {
+    return isa == LoraIsa::Avx2 && bestLoraIsa() == LoraIsa::Avx2 ? LoraIsa::Avx2 : LoraIsa::Portable;
 }
 
 }  // namespace
 
 LoraIsa bestLoraIsa() {
-    static const LoraIsa best =
-        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? LoraIsa::Avx2 : LoraIsa::Portable;
-    return best;
+    return cpuHasAvx2Fma() ? LoraIsa::Avx2 : LoraIsa::Portable;
 }
 
 const char* loraIsaName(LoraIsa isa) {
     return isa == LoraIsa::Avx2 ? "avx2" : "portable";
 }
 
-void loraDown(const float* x, int64_t d_in, const RoutedRows& rows, const float* At, int64_t r, float* h,
+void loraDown(const float* x, int64_t d_in, const RoutedRows& rows, Factor A, int64_t r, float* h,
               LoraIsa isa) {
-    if (isa == LoraIsa::Avx2 && bestLoraIsa() == LoraIsa::Avx2) return downAvx2(x, d_in, rows, At, r, h);
-    downPortable(x, d_in, rows, At, r, h);
+    isa = usable(isa);
+    switch (A.type) {
+        case FactorType::F32:
+            return down<F32Weights>(x, d_in, rows, A, r, h, isa);
+        case FactorType::BF16:
+            return down<Bf16Weights>(x, d_in, rows, A, r, h, isa);
+        case FactorType::F16:
+            return down<F16Weights>(x, d_in, rows, A, r, h, isa);
+    }
 }
 
-void loraUpAdd(float* out, int64_t d_out, const RoutedRows& rows, const float* h, const float* Bt, int64_t r,
+void loraUpAdd(float* out, int64_t d_out, const RoutedRows& rows, const float* h, Factor B, int64_t r,
                LoraIsa isa) {
-    if (isa == LoraIsa::Avx2 && bestLoraIsa() == LoraIsa::Avx2) return upAvx2(out, d_out, rows, h, Bt, r);
-    upPortable(out, d_out, rows, h, Bt, r);
+    isa = usable(isa);
+    switch (B.type) {
+        case FactorType::F32:
+            return up<F32Weights>(out, d_out, rows, h, B, r, isa);
+        case FactorType::BF16:
+            return up<Bf16Weights>(out, d_out, rows, h, B, r, isa);
+        case FactorType::F16:
+            return up<F16Weights>(out, d_out, rows, h, B, r, isa);
+    }
 }
 
 }  // namespace phatgoose

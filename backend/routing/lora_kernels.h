@@ -3,7 +3,9 @@
 // inputs and the scatter-add into their outputs fused in. Token-wise routing sends each expert about
 // tokens * k / N rows (some 30 at prefill, one while decoding): far too few for a BLAS call to amortise its
 // packing, so these are written for exactly this shape (any rank; AVX2 + FMA where the CPU has it, plain
-// loops otherwise). Plain pointers, no LibTorch: the caller owns every buffer.
+// loops otherwise). The factors are read as the library stores them (PEFT layout, F32, BF16 or F16, two-byte
+// values widened in registers), so a library is never copied or widened for routing. Plain pointers, no
+// LibTorch: the caller owns every buffer.
 #include <cstdint>
 
 namespace phatgoose {
@@ -15,18 +17,26 @@ struct RoutedRows {
     int64_t count;
 };
 
+enum class FactorType { F32, BF16, F16 };
+
+// A LoRA factor as stored: row-major, contiguous.
+struct Factor {
+    const void* data;
+    FactorType type;
+};
+
 enum class LoraIsa { Portable, Avx2 };
-LoraIsa bestLoraIsa();  // Avx2 where the CPU has AVX2 and FMA
+LoraIsa bestLoraIsa();  // Avx2 where the CPU has AVX2, FMA and F16C
 const char* loraIsaName(LoraIsa isa);
 
-// h[p, :] = weight[p] * (x[token[p], :] A^T) for every row p.
-// x: [tokens, d_in]; At: [d_in, r] (A transposed); h: [count, r]. All row-major and contiguous.
-void loraDown(const float* x, int64_t d_in, const RoutedRows& rows, const float* At, int64_t r, float* h,
+// h[p, :] = weight[p] * (A x[token[p], :]) for every row p.
+// x: [tokens, d_in] float32; A: [r, d_in]; h: [count, r] float32.
+void loraDown(const float* x, int64_t d_in, const RoutedRows& rows, Factor A, int64_t r, float* h,
               LoraIsa isa = bestLoraIsa());
 
-// out[token[p], :] += h[p, :] B^T for every row p; rows may share a token.
-// h: [count, r]; Bt: [r, d_out] (B transposed, scale folded in); out: [tokens, d_out].
-void loraUpAdd(float* out, int64_t d_out, const RoutedRows& rows, const float* h, const float* Bt, int64_t r,
+// out[token[p], :] += B h[p, :] for every row p; rows may share a token.
+// h: [count, r] float32; B: [d_out, r]; out: [tokens, d_out] float32.
+void loraUpAdd(float* out, int64_t d_out, const RoutedRows& rows, const float* h, Factor B, int64_t r,
                LoraIsa isa = bestLoraIsa());
 
 }  // namespace phatgoose

@@ -1,5 +1,7 @@
 #include "routing/probe.h"
 
+#include <chrono>
+
 #include "model/generation.h"
 
 namespace phatgoose {
@@ -7,7 +9,9 @@ namespace phatgoose {
 ProbeOutcome probeWithRouter(PretrainedT5& t5, Router& router, const std::string& prompt,
                              int64_t max_new_tokens, int64_t max_input_tokens) {
     ProbeOutcome out;
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<int64_t> input = t5.tokenizer->encode(prompt);
+    out.tokenize_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const size_t length = input.size();
     if (truncateKeepingEos(input, max_input_tokens, t5.config.eos_token_id))
         out.warnings.push_back("the prompt has " + std::to_string(length) + " tokens and was cut to " +
@@ -16,6 +20,7 @@ ProbeOutcome probeWithRouter(PretrainedT5& t5, Router& router, const std::string
     router.beginBatch({input});
     GenerationOptions options;
     options.max_new_tokens = max_new_tokens;
+    options.timings = &out.timings;
     const Generation g = generate(*t5.model, {input}, options).at(0);
     out.output = t5.tokenizer->decode(g.ids);
     out.trace = router.trace();

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "model/generation.h"
 #include "model/t5_loader.h"
 #include "routing/router.h"
 #include "tokenizer/tokenizer.h"
@@ -14,6 +15,8 @@ struct ProbeOutcome {
     std::string output;
     RoutingTrace trace;
     std::vector<std::string> warnings;  // for the user: the prompt was cut, experts were left out
+    double tokenize_ms = 0.0;
+    GenerationTimings timings;
 };
 
 // Greedy decoding under `router` (already attached to t5's model; its trace records). A prompt longer than

@@ -1,6 +1,7 @@
 #include "routing/router.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -72,7 +73,12 @@ public:
           trace_(trace),
           record_scores_(record_scores),
           dense_(dense) {
-        keys_ = (rule == ScoreRule::Standardized ? standardize(keys) : keys).contiguous();  // [N, d_in]
+        // Standardised in float32, then kept in the gates' own dtype: BF16 gates of a large library stay
+        // half the size, and the score product reads them as it reads BF16 weights.
+        const torch::Tensor wide = keys.to(torch::kFloat);
+        keys_ = (rule == ScoreRule::Standardized ? standardize(wide) : wide)
+                    .to(keys.scalar_type())
+                    .contiguous();  // [N, d_in]
     }
 
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
@@ -87,7 +93,7 @@ public:
         return out.view(base.sizes());
     }
 
-    int64_t bytes() const { return stack_.bytes() + keys_.numel() * int64_t(sizeof(float)); }
+    int64_t bytes() const { return stack_.bytes() + int64_t(keys_.nbytes()); }
 
 private:
     torch::Tensor score(const torch::Tensor& x2) const {
@@ -225,8 +231,9 @@ private:
 
 // The top right-singular vector of B A (Arrow's router key), from the small [r, d_in] factor R_B A.
 torch::Tensor arrowKey(const LoraModule& m) {
-    auto [q, r] = torch::linalg_qr(m.B);  // B = Q R, so B A = Q (R A) and shares R A's right singular vectors
-    auto [u, s, vh] = torch::linalg_svd(torch::mm(r, m.A), false);
+    // B = Q R, so B A = Q (R A) and shares R A's right singular vectors.
+    auto [q, r] = torch::linalg_qr(m.B.to(torch::kFloat));
+    auto [u, s, vh] = torch::linalg_svd(torch::mm(r, m.A.to(torch::kFloat)), false);
     return vh[0];
 }
 
@@ -271,8 +278,33 @@ void Router::resume() {
     for (auto& [linear, adapter] : attached_) linear.ptr()->setAdapter(adapter);
 }
 
+namespace {
+
+// Times the adapter it wraps, into the router's clock (for --timings); the cost is two clock reads per call.
+class TimedAdapter : public LinearAdapter {
+public:
+    using Clock = std::chrono::steady_clock;
+    TimedAdapter(std::shared_ptr<LinearAdapter> inner, double* seconds, int64_t* calls)
+        : inner_(std::move(inner)), seconds_(seconds), calls_(calls) {}
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
+        const auto t0 = Clock::now();
+        torch::Tensor out = inner_->forward(x, base);
+        *seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
+        ++*calls_;
+        return out;
+    }
+
+private:
+    std::shared_ptr<LinearAdapter> inner_;
+    double* seconds_;
+    int64_t* calls_;
+};
+
+}  // namespace
+
 void Router::attach(const T5Linear& linear, std::shared_ptr<LinearAdapter> adapter) {
     if (linear->adapter()) throw Error("routing: a layer of this model is already routed by another router");
+    adapter = std::make_shared<TimedAdapter>(std::move(adapter), &clock_->seconds, &clock_->calls);
     linear.ptr()->setAdapter(adapter);
     attached_.emplace_back(linear, std::move(adapter));
 }

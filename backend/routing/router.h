@@ -49,8 +49,12 @@ public:
     void clearTrace() { trace_.clearTokens(); }
     // Called with the batch's input ids before it is encoded; methods that route whole examples choose here.
     virtual void beginBatch(const std::vector<std::vector<int64_t>>& /*inputs*/) {}
-    // Memory held for the experts (stacked A and B, merged deltas, keys).
+    // Memory the routing uses: the experts' factors it reads (shared with the library), merged deltas, keys.
     int64_t bytes() const { return bytes_; }
+    // Wall time spent inside the adapters (scores, top-k, experts) since the router was made, and how many
+    // adapter calls that was: what --timings reports as routing.
+    double routingSeconds() const { return clock_->seconds; }
+    int64_t routingCalls() const { return clock_->calls; }
     // What the user should know about this routing that is not an error, one sentence each (e.g. experts
     // left out because they have no gate). Callers show them: the CLI on stderr, the workbench in its status.
     const std::vector<std::string>& warnings() const { return warnings_; }
@@ -73,6 +77,11 @@ protected:
     std::vector<std::string> warnings_;
 
 private:
+    struct AdapterClock {
+        double seconds = 0.0;
+        int64_t calls = 0;
+    };
+    std::shared_ptr<AdapterClock> clock_ = std::make_shared<AdapterClock>();
     std::vector<std::pair<T5Linear, std::shared_ptr<LinearAdapter>>> attached_;
 };
 

@@ -5,7 +5,8 @@
 namespace phatgoose {
 
 TrainableLora::TrainableLora(torch::Tensor A, torch::Tensor B, double scale, torch::Tensor gate)
-    : A_(std::move(A)), B_(std::move(B)), gate_(std::move(gate)), scale_(scale) {
+    // A library's BF16/F16 experts widen here, for the one expert being trained or applied.
+    : A_(A.to(torch::kFloat)), B_(B.to(torch::kFloat)), gate_(std::move(gate)), scale_(scale) {
     // Frozen matrices (gate training) are transposed once here rather than on every call: the tiny
     // models of the demo are bound by the number of autograd nodes, not by FLOPs.
     if (!A_.requires_grad()) At_ = A_.t().contiguous();  // [d_in, r]

@@ -1,0 +1,224 @@
+#include "cli/bench_scale.h"
+
+#include <ATen/Parallel.h>
+
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "cli/bench_measure.h"
+#include "experts/lora_expert.h"
+#include "model/t5_loader.h"
+#include "routing/lora_kernels.h"
+#include "routing/router.h"
+
+namespace phatgoose {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Scale {
+    const char* name;
+    const char* config_json;
+};
+
+// The shapes of the published checkpoints (their config.json fields that matter here).
+const Scale kScales[] = {
+    {"paper", R"({"model_type": "t5", "vocab_size": 32128, "d_model": 2048, "d_kv": 64, "d_ff": 5120,
+        "num_layers": 24, "num_heads": 32, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false})"},
+    {"large", R"({"model_type": "t5", "vocab_size": 32128, "d_model": 1024, "d_kv": 64, "d_ff": 4096,
+        "num_layers": 24, "num_heads": 16, "feed_forward_proj": "relu", "tie_word_embeddings": true})"},
+    {"base", R"({"model_type": "t5", "vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072,
+        "num_layers": 12, "num_heads": 12, "feed_forward_proj": "relu", "tie_word_embeddings": true})"},
+};
+
+const Scale& findScale(const std::string& name) {
+    for (const Scale& s : kScales)
+        if (name == s.name) return s;
+    throw UsageError("--scale must be paper, large or base (got '" + name + "')");
+}
+
+// Uniform values in [-bound, bound] from a counter-based hash: billions of values in seconds, on every
+// thread, reproducible. Statistics are all a speed benchmark needs.
+void fillUniform(torch::Tensor& t, uint64_t seed, double bound) {
+    const int64_t n = t.numel();
+    auto value = [seed, bound](int64_t i) {
+        uint64_t z = seed * 0x9E3779B97F4A7C15ull + uint64_t(i) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        return float((double(z >> 11) * 0x1.0p-53 * 2.0 - 1.0) * bound);
+    };
+    if (t.scalar_type() == torch::kBFloat16) {
+        auto* p = t.data_ptr<c10::BFloat16>();
+        at::parallel_for(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) p[i] = c10::BFloat16(value(i));
+        });
+    } else {
+        float* p = t.data_ptr<float>();
+        at::parallel_for(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) p[i] = value(i);
+        });
+    }
+}
+
+// Weight matrices in BF16 with the variance of a trained layer (1 / d_in); layer norms at one; position
+// biases small. The float32 tensors the constructor made are replaced before they are ever touched.
+T5Model bf16Model(const T5Config& config) {
+    T5Model model(config);
+    torch::NoGradGuard no_grad;
+    uint64_t seed = 1;
+    for (auto& p : model->named_parameters()) {
+        torch::Tensor& t = p.value();
+        const bool matrix = t.dim() == 2 && p.key().find("relative_attention_bias") == std::string::npos;
+        if (!matrix) {
+            if (p.key().find("layer_norm") != std::string::npos) t.fill_(1.0);
+            else fillUniform(t, seed++, 0.1);
+            continue;
+        }
+        torch::Tensor w = torch::empty(t.sizes(), torch::kBFloat16);
+        fillUniform(w, seed++, std::sqrt(3.0 / double(t.size(1))));
+        t.set_data(w);
+    }
+    model->eval();
+    for (auto& p : model->parameters()) p.set_requires_grad(false);
+    return model;
+}
+
+// PHATGOOSE's expert shape: rank 16 on every linear layer with a gate, all BF16.
+std::vector<LoraExpert> bf16Experts(const T5Config& config, int64_t count) {
+    LoraSettings settings;
+    settings.r = 16;
+    settings.lora_alpha = 16.0;
+    settings.target_modules = LoraSettings::allLinearLeaves(config);
+    const std::vector<LinearSite> sites = resolveTargets(settings, config);
+    std::vector<LoraExpert> experts(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) {
+        LoraExpert& e = experts[size_t(i)];
+        e.name = "expert" + std::to_string(i);
+        e.settings = settings;
+        uint64_t seed = 1000003 * uint64_t(i + 1);
+        for (const LinearSite& site : sites) {
+            LoraModule m;
+            m.A = torch::empty({16, site.d_in}, torch::kBFloat16);
+            m.B = torch::empty({site.d_out, 16}, torch::kBFloat16);
+            m.gate = torch::empty({site.d_in}, torch::kBFloat16);
+            fillUniform(m.A, seed++, std::sqrt(3.0 / double(site.d_in)));
+            fillUniform(m.B, seed++, 0.02);
+            fillUniform(m.gate, seed++, 1.0);
+            e.modules.emplace(site.path, std::move(m));
+        }
+    }
+    return experts;
+}
+
+int64_t expertBytes(const std::vector<LoraExpert>& experts) {
+    int64_t n = 0;
+    for (const LoraExpert& e : experts) n += e.parameterBytes();
+    return n;
+}
+
+int64_t modelBytes(const T5ModelImpl& m) {
+    int64_t n = 0;
+    for (const auto& p : m.parameters()) n += int64_t(p.nbytes());
+    return n;
+}
+
+// What the alternating rounds keep: the best of each side.
+struct SideTimes {
+    double prefill_b1 = 1e30, prefill_b8 = 1e30, decode16 = 1e30, decode128 = 1e30;
+    void keepBest(T5ModelImpl& m) {
+        prefill_b1 = std::min(prefill_b1, prefillSeconds(m, 1, 2));
+        prefill_b8 = std::min(prefill_b8, prefillSeconds(m, 8, 1));
+        const DecodeTiming d = decodeTiming(m, 6);
+        decode16 = std::min(decode16, d.pos16_ms);
+        decode128 = std::min(decode128, d.pos128_ms);
+    }
+};
+
+// Writes the in-memory model and experts as files (BF16), so that opening them from disk can be measured.
+void writeScaleFiles(const fs::path& dir, const T5ModelImpl& model, const std::vector<LoraExpert>& experts,
+                     std::ostream& err) {
+    err << "bench: writing the model to " << (dir / "model").string() << "\n";
+    saveT5(dir / "model", model, DType::BF16);
+    for (size_t i = 0; i < experts.size(); ++i) {
+        if (i % 16 == 0) err << "bench: writing experts " << i << ".." << std::min(i + 16, experts.size()) << "\n";
+        saveLoraExpert(experts[i], dir / "library" / experts[i].name, DType::BF16);
+    }
+}
+
+}  // namespace
+
+void runScaleBench(CommandContext& ctx) {
+    setComputeThreads(ctx.threads());
+    const Scale& scale = findScale(ctx.value("scale"));
+    const std::string key = std::string(scale.name) + "_";
+    const T5Config config = T5Config::fromJsonText(scale.config_json, std::string(scale.name) + " config");
+    const int64_t count = ctx.integer("experts", 1, 4096);
+    nlohmann::json r;
+    r["blas"] = blasDescription();
+    r["threads"] = at::get_num_threads();
+    r["lora_kernels"] = loraIsaName(bestLoraIsa());
+    r["gemm_gflops"] = gemmGflops();
+    r["read_bandwidth_gbs"] = readBandwidthGbs();
+    if (ctx.parser.isSet("from")) {
+        // Opening files from disk, in a fresh process before this one holds anything: the model folder and
+        // library that an earlier --write made.
+        const fs::path from = ctx.value("from");
+        ctx.err << "bench: opening " << from.string() << " in a fresh process\n";
+        const nlohmann::json opened = openInFreshProcess(from / "model", from / "library");
+        r[key + "model_open_s"] = opened["model_open_s"];
+        r[key + "library_open_s"] = opened["library_open_s"];
+        r[key + "library_experts"] = opened["library_experts"];
+        r[key + "disk_peak_rss_gb"] = opened["peak_rss_mb"].get<double>() * 1024 * 1024 / 1e9;
+        r[key + "disk_weights_gb"] = (opened["weights_mb"].get<double>() + opened["library_mb"].get<double>()) / 1e3;
+    }
+    ctx.err << "bench: building the " << scale.name << "-shaped model and " << count
+            << " experts in memory (BF16)\n";
+    auto t0 = BenchClock::now();
+    T5Model model = bf16Model(config);
+    std::vector<LoraExpert> experts = bf16Experts(config, count);
+    r[key + "build_s"] = std::chrono::duration<double>(BenchClock::now() - t0).count();
+    const double model_gb = double(modelBytes(*model)) / 1e9, experts_gb = double(expertBytes(experts)) / 1e9;
+    r[key + "experts"] = count;
+    int64_t parameters = 0;
+    for (const auto& p : model->parameters()) parameters += p.numel();
+    r[key + "parameters_b"] = double(parameters) / 1e9;
+    r[key + "model_gb"] = model_gb;
+    r[key + "experts_gb"] = experts_gb;
+    r[key + "weights_gb"] = model_gb + experts_gb;
+
+    if (ctx.parser.isSet("write")) writeScaleFiles(ctx.value("write"), *model, experts, ctx.err);
+
+    auto router = makeRouter(*model, experts,
+                             {.method = routingMethodName(RoutingMethodId::Phatgoose), .top_k = 2});
+    r[key + "router_gb"] = double(router->bytes()) / 1e9;
+    const int rounds = int(ctx.integer("rounds", 1, 10));
+    SideTimes base, routed;
+    for (int round = 0; round < rounds; ++round) {
+        ctx.err << "bench: round " << round + 1 << " of " << rounds << " (base, then PHATGOOSE top-2)\n";
+        router->suspend();
+        base.keepBest(*model);
+        router->resume();
+        routed.keepBest(*model);
+    }
+    r[key + "prefill_tokens_per_s"] = 128.0 / base.prefill_b1;
+    r[key + "prefill_b8_tokens_per_s"] = 1024.0 / base.prefill_b8;
+    r[key + "decode_ms_per_token_pos16"] = base.decode16;
+    r[key + "decode_ms_per_token_pos128"] = base.decode128;
+    const double bound_ms = double(decoderReadBytes(*model)) / (r["read_bandwidth_gbs"].get<double>() * 1e9) * 1e3;
+    r[key + "decode_bandwidth_bound_ms"] = bound_ms;
+    r[key + "decode_fraction_of_bandwidth_bound"] = bound_ms / base.decode16;
+    r[key + "phatgoose_prefill_vs_base"] = routed.prefill_b1 / base.prefill_b1;
+    r[key + "phatgoose_prefill_b8_vs_base"] = routed.prefill_b8 / base.prefill_b8;
+    r[key + "phatgoose_decode_vs_base"] = routed.decode16 / base.decode16;
+    r[key + "phatgoose_decode_pos128_vs_base"] = routed.decode128 / base.decode128;
+    r[key + "phatgoose_decode_ms_per_token_pos16"] = routed.decode16;
+    const double peak_gb = procStatusMb("VmHWM") * 1024.0 * 1024.0 / 1e9;
+    r[key + "peak_rss_gb"] = peak_gb;
+    r[key + "peak_rss_target_gb"] = 1.1 * (model_gb + experts_gb) + 1.0;
+    r[key + "peak_rss_vs_weights"] = peak_gb / (model_gb + experts_gb);
+
+    ctx.out << r.dump(2) << "\n";
+}
+
+}  // namespace phatgoose
