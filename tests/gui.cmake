@@ -8,6 +8,9 @@ if(PHATGOOSE_BUILD_GUI)
     # The probing views: heatmap modes, gate scores, token selection, the Compare view, exports.
     phatgoose_test(test_gui_probe SOURCES test_gui_probe.cpp LIBS phatgoose_ui phatgoose_test_fixtures
                    LABELS unit gui)
+    # The views at the paper's library size (166 generated experts): readable heatmap, scores, legends, table.
+    phatgoose_test(test_gui_scale SOURCES test_gui_scale.cpp LIBS phatgoose_ui phatgoose_test_fixtures
+                   LABELS unit gui)
     # The shell: workspaces, recent list, the Experts view, gate training from its dialog, cancellation.
     phatgoose_test(test_gui_training SOURCES test_gui_training.cpp LIBS phatgoose_ui phatgoose_test_fixtures
                    phatgoose_cli LABELS unit gui)

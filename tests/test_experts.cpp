@@ -3,6 +3,8 @@
 // loader must refuse with a message that names the file and the problem.
 #include <QTemporaryDir>
 #include <QtTest>
+#include <array>
+#include <atomic>
 
 #include <cmath>
 #include <cstdlib>
@@ -787,7 +789,20 @@ private Q_SLOTS:
         phatgoose::testing::writeFileBytes(dir / "notes" / "readme.txt", "hello");
         phatgoose::testing::writeFileBytes(dir / "README.md", "a library");
 
-        const ExpertLibrary library = ExpertLibrary::open(dir, base);
+        // Progress after every expert, with the bytes so far; a set cancel flag stops before the first.
+        std::vector<std::array<int64_t, 3>> reports;
+        const ExpertLibrary library = ExpertLibrary::open(
+            dir, base, {.progress = [&](int64_t done, int64_t total, int64_t bytes) {
+                reports.push_back({done, total, bytes});
+            }});
+        QCOMPARE(int(reports.size()), 3);
+        int64_t so_far = 0;
+        for (size_t i = 0; i < 3; ++i) {
+            so_far += library.experts()[i].parameterBytes();
+            QCOMPARE(reports[i], (std::array<int64_t, 3>{int64_t(i + 1), 3, so_far}));
+        }
+        const std::atomic<bool> cancelled{true};
+        expectError([&] { ExpertLibrary::open(dir, base, {.cancel = &cancelled}); }, {"library", "cancelled"});
         QVERIFY(library.dir() == dir);
         const std::vector<ExpertListing> rows = library.listing();
         QCOMPARE(rows.size(), size_t(3));

@@ -93,13 +93,29 @@ QString firstLine(const std::exception& e) {
 
 }  // namespace
 
+LibraryOpening EngineWorker::opening() {
+    cancel_ = false;  // a Cancel pressed for an earlier job must not end this one
+    return {[this](int64_t done, int64_t total, int64_t bytes) {
+                Q_EMIT openingProgress(int(done), int(total), double(bytes) / 1e9);
+            },
+            &cancel_};
+}
+
+// A failed opening says why; a cancelled one only that it was cancelled (nothing was changed).
+void EngineWorker::reportOpeningFailure(const std::exception& e) {
+    if (cancel_)
+        Q_EMIT openingCancelled();
+    else
+        Q_EMIT failed(firstLine(e));
+}
+
 void EngineWorker::openWorkspace(const QString& folder) {
     Q_EMIT busy(tr("Opening workspace %1 ...").arg(folder));
     try {
         const Workspace ws = phatgoose::openWorkspace(folder.toStdString());
         auto engine = std::make_unique<Engine>();
         engine->t5 = loadPretrainedT5(ws.model_dir);
-        engine->experts = std::move(ExpertLibrary::open(ws.experts_dir, engine->t5.config).experts());
+        engine->experts = std::move(ExpertLibrary::open(ws.experts_dir, engine->t5.config, opening()).experts());
         engine->library_dir = ws.experts_dir;
         engine->workspace = ws;
         engine_ = std::move(engine);
@@ -108,7 +124,7 @@ void EngineWorker::openWorkspace(const QString& folder) {
         Q_EMIT workspaceOpened(viewOf(ws));
         listLibrary();
     } catch (const std::exception& e) {
-        Q_EMIT failed(firstLine(e));
+        reportOpeningFailure(e);
     }
     Q_EMIT idle();
 }
@@ -137,12 +153,15 @@ void EngineWorker::openLibrary(const QString& folder) {
     Q_EMIT busy(tr("Loading experts from %1 ...").arg(folder));
     try {
         if (!engine_) throw Error("open a model before its expert library");
-        engine_->experts = std::move(ExpertLibrary::open(folder.toStdString(), engine_->t5.config).experts());
+        // Into a local first: a cancelled or failed opening leaves the open library as it was.
+        std::vector<LoraExpert> experts =
+            std::move(ExpertLibrary::open(folder.toStdString(), engine_->t5.config, opening()).experts());
+        engine_->experts = std::move(experts);
         engine_->library_dir = folder.toStdString();
         announceLibrary(folder);
         listLibrary();
     } catch (const std::exception& e) {
-        Q_EMIT failed(firstLine(e));
+        reportOpeningFailure(e);
     }
     Q_EMIT idle();
 }

@@ -13,6 +13,10 @@
 
 #include "ui/engine_messages.h"
 
+namespace phatgoose {
+struct LibraryOpening;  // experts/expert_library.h
+}
+
 namespace phatgoose::ui {
 
 class EngineWorker : public QObject {
@@ -64,6 +68,10 @@ public Q_SLOTS:
 
 Q_SIGNALS:
     void busy(const QString& what);
+    // While a library opens: experts done of all, GB of their weights so far. Cancel ends the opening and
+    // leaves what was open before; openingCancelled() then says so.
+    void openingProgress(int done, int total, double gigabytes);
+    void openingCancelled();
     void idle();
     void workspaceOpened(const phatgoose::ui::WorkspaceView& workspace);
     void modelOpened(const phatgoose::ui::ModelSummaryView& summary);
@@ -97,6 +105,9 @@ private:
     std::optional<std::filesystem::path> runDatabase(bool save) const;
     // Emits libraryOpened() with the names of the loaded experts.
     void announceLibrary(const QString& folder);
+    // Progress signals and the Cancel flag for opening a library (clears the flag).
+    phatgoose::LibraryOpening opening();
+    void reportOpeningFailure(const std::exception& e);
     struct Engine;  // the loaded model and experts; LibTorch stays in the .cpp
     ProbeResult runProbe(const ProbeRequest& request);  // the Probe and Compare views' common step
     std::unique_ptr<Engine> engine_;

@@ -4,6 +4,8 @@
 #include <QFileDialog>
 #include <QFormLayout>
 #include <QInputDialog>
+#include <QProgressBar>
+#include <QToolButton>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
@@ -65,6 +67,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     results_ = new ResultsView(tabs_);
     results_->setObjectName("results");
     tabs_->addTab(results_, tr("Results"));
+    // The first screen is the probe (with an example prompt once a workspace opens), not the Model form.
+    tabs_->setCurrentWidget(probe_);
     setCentralWidget(tabs_);
     library_status_ = new QLabel(tr("no experts"), this);
     statusBar()->addPermanentWidget(library_status_);
@@ -263,6 +267,16 @@ void MainWindow::buildShell() {
     statusBar()->insertPermanentWidget(0, model_status_);
     statusBar()->addPermanentWidget(compute_status_);
     statusBar()->addPermanentWidget(activity_status_);
+    opening_progress_ = new QProgressBar(this);
+    opening_progress_->setObjectName("openingProgress");
+    opening_progress_->setMaximumWidth(260);
+    opening_progress_->setVisible(false);
+    cancel_opening_ = new QToolButton(this);
+    cancel_opening_->setText(tr("Cancel"));
+    cancel_opening_->setToolTip(tr("Stop opening the expert library; what was open stays open"));
+    cancel_opening_->setVisible(false);
+    statusBar()->addPermanentWidget(opening_progress_);
+    statusBar()->addPermanentWidget(cancel_opening_);
     buildExpertsMenu();
     connectShell();
     QMetaObject::invokeMethod(worker_, &EngineWorker::describeCompute, Qt::QueuedConnection);
@@ -279,8 +293,22 @@ void MainWindow::buildExpertsMenu() {
 
 void MainWindow::connectShell() {
     connect(worker_, &EngineWorker::busy, activity_status_, &QLabel::setText);
-    connect(worker_, &EngineWorker::idle, activity_status_,
-            [this] { activity_status_->setText(tr("idle")); });
+    connect(worker_, &EngineWorker::idle, activity_status_, [this] {
+        activity_status_->setText(tr("idle"));
+        opening_progress_->setVisible(false);
+        cancel_opening_->setVisible(false);
+    });
+    connect(worker_, &EngineWorker::openingProgress, this, [this](int done, int total, double gb) {
+        opening_progress_->setRange(0, total);
+        opening_progress_->setValue(done);
+        opening_progress_->setFormat(tr("experts %1 of %2 · %3 GB").arg(done).arg(total).arg(gb, 0, 'f', 2));
+        opening_progress_->setVisible(true);
+        cancel_opening_->setVisible(true);
+    });
+    // Direct, not queued: the engine thread is busy with the very opening to cancel.
+    connect(cancel_opening_, &QToolButton::clicked, this, [this] { worker_->requestCancel(); });
+    connect(worker_, &EngineWorker::openingCancelled, this,
+            [this] { statusBar()->showMessage(tr("Opening cancelled: what was open before is still open")); });
     connect(worker_, &EngineWorker::computeDescribed, compute_status_, &QLabel::setText);
     connect(worker_, &EngineWorker::modelOpened, this, [this](const ModelSummaryView& s) {
         // A workspace's model folder is always "model": its workspace's name says more.
@@ -353,7 +381,7 @@ void MainWindow::openStartupWorkspace() {
         openWorkspace(demo);
         return;
     }
-    tabs_->setCurrentIndex(0);  // the Model tab, which asks for a workspace
+    showTab(tabs_->widget(0));  // the Model tab, which asks for a workspace
     statusBar()->showMessage(error.isEmpty() ? tr("No workspace open: use File > Open workspace")
                                              : tr("The demo workspace cannot be opened: %1").arg(error));
 }
@@ -367,6 +395,19 @@ void MainWindow::showWorkspace(const WorkspaceView& workspace) {
     for (const WorkspaceTaskView& t : workspace.tasks)
         if (!t.train.isEmpty()) train_files << t.train;
     train_expert_->setDatasets(train_files);
+    // An example to run at once: a held-out task's first, else any task's.
+    QString example;
+    for (const WorkspaceTaskView& t : workspace.tasks)
+        if (!t.example_prompt.isEmpty() && (example.isEmpty() || t.role == "held-out")) {
+            example = t.example_prompt;
+            if (t.role == "held-out") break;
+        }
+    if (!example.isEmpty()) probe_->suggestPrompt(example);
+}
+
+void MainWindow::showTab(QWidget* tab) {
+    tab_chosen_ = true;
+    tabs_->setCurrentWidget(tab);
 }
 
 void MainWindow::fillRecentMenu() {
@@ -420,8 +461,8 @@ void MainWindow::restoreLayout() {
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray());
-    // Only while still on the first tab: a tab chosen before this ran (main's --probe) wins.
-    if (tabs_->currentIndex() != 0) return;
+    // A tab chosen before this ran (main's --probe, or no workspace to open) wins over the saved one.
+    if (tab_chosen_) return;
     const QString tab = settings.value("window/tab").toString();
     for (int i = 0; i < tabs_->count(); ++i)
         if (tabs_->widget(i)->objectName() == tab) tabs_->setCurrentIndex(i);

@@ -32,7 +32,7 @@ double bestSeconds(int reps, F&& f) {
 double procStatusMb(const std::string& key);  // "VmRSS", "VmHWM" of this process, in MB (MiB / 1.024^2)
 double gemmGflops();                          // float32 sgemm 1024^3
 double copyBandwidthGbs();                    // bytes read + written per second copying 256 MB
-double readBandwidthGbs();                    // bytes read per second summing 512 MB with every thread
+double readBandwidthGbs();                    // bytes read per second summing 512 MB on two threads
 
 // The bytes one decoding step must read: every decoder weight in its held dtype except the
 // cross-attention's k and v (their outputs are cached once per input), plus the LM head's matrix.

@@ -8,6 +8,7 @@
 #include "cli/bench_measure.h"
 #include "experts/lora_expert.h"
 #include "model/t5_loader.h"
+#include "model/weight_kernels.h"
 #include "routing/lora_kernels.h"
 #include "routing/router.h"
 
@@ -135,6 +136,26 @@ struct SideTimes {
     }
 };
 
+// One feed-forward matrix of the shape ([d_ff, d_model]) as BF16 and as float32, the same values: the BF16
+// kernels against BLAS on float32 weights, many rows (prefill) and one row (decoding), best of several.
+void compareWithFloat32(const T5Config& config, const std::string& key, nlohmann::json& r) {
+    torch::Tensor w = torch::empty({config.d_ff, config.d_model}, torch::kBFloat16);
+    fillUniform(w, 99, std::sqrt(3.0 / double(config.d_model)));
+    const torch::Tensor w32 = w.to(torch::kFloat);
+    const torch::Tensor rows = torch::randn({128, config.d_model}), one = torch::randn({1, config.d_model});
+    const torch::Tensor batch = torch::randn({1024, config.d_model});
+    torch::InferenceMode guard;
+    const double half_many = bestSeconds(5, [&] { linearProduct(rows, w); });
+    const double float_many = bestSeconds(5, [&] { linearProduct(rows, w32); });
+    const double half_batch = bestSeconds(3, [&] { linearProduct(batch, w); });
+    const double float_batch = bestSeconds(3, [&] { linearProduct(batch, w32); });
+    r[key + "bf16_prefill_b8_rate_vs_f32"] = float_batch / half_batch;
+    const double half_one = bestSeconds(20, [&] { linearProduct(one, w); });
+    const double float_one = bestSeconds(20, [&] { linearProduct(one, w32); });
+    r[key + "bf16_prefill_rate_vs_f32"] = float_many / half_many;  // >= 0.8 wanted
+    r[key + "bf16_decode_speedup_vs_f32"] = float_one / half_one;   // > 1: half the bytes
+}
+
 // Writes the in-memory model and experts as files (BF16), so that opening them from disk can be measured.
 void writeScaleFiles(const fs::path& dir, const T5ModelImpl& model, const std::vector<LoraExpert>& experts,
                      std::ostream& err) {
@@ -172,6 +193,7 @@ void runScaleBench(CommandContext& ctx) {
         r[key + "disk_peak_rss_gb"] = opened["peak_rss_mb"].get<double>() * 1024 * 1024 / 1e9;
         r[key + "disk_weights_gb"] = (opened["weights_mb"].get<double>() + opened["library_mb"].get<double>()) / 1e3;
     }
+    compareWithFloat32(config, key, r);
     ctx.err << "bench: building the " << scale.name << "-shaped model and " << count
             << " experts in memory (BF16)\n";
     auto t0 = BenchClock::now();

@@ -49,12 +49,17 @@ std::vector<std::string> targetNames(const LoraSettings& s) {
 
 }  // namespace
 
-ExpertLibrary ExpertLibrary::open(const fs::path& dir, const T5Config& base) {
+ExpertLibrary ExpertLibrary::open(const fs::path& dir, const T5Config& base, const LibraryOpening& opening) {
     ExpertLibrary library;
     library.dir_ = dir;
-    for (const fs::path& folder : expertFolders(dir)) {
+    const std::vector<fs::path> folders = expertFolders(dir);
+    int64_t bytes = 0;
+    for (const fs::path& folder : folders) {
+        if (opening.cancel && opening.cancel->load()) throw Error(dir.string() + ": opening cancelled");
         try {
             library.experts_.push_back(loadLoraExpert(folder, base));
+            bytes += library.experts_.back().parameterBytes();
+            if (opening.progress) opening.progress(int64_t(library.experts_.size()), int64_t(folders.size()), bytes);
         } catch (const Error& e) {
             throw Error(dir.string() + ": expert '" + folder.filename().string() +
                         "' cannot be loaded: " + e.what());

@@ -1,8 +1,10 @@
 #include "model/weight_kernels.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "error.h"
@@ -10,6 +12,67 @@
 
 namespace phatgoose {
 namespace {
+
+// A second thread for the two-byte kernels. LibTorch runs one intra-op thread on this machine (OpenMP
+// reports one) while OpenBLAS keeps two, so at::parallel_for would leave half of the memory bandwidth and
+// of the conversion throughput to sgemm alone. One helper, woken per call: the caller takes one half of
+// the range, the helper the other. A second caller while it is busy simply runs its range alone.
+class HelperThread {
+public:
+    static HelperThread& instance() {
+        static HelperThread helper;
+        return helper;
+    }
+
+    template <typename F>
+    void split(int64_t n, int64_t grain, F&& fn) {
+        std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+        if (!busy || n < 2 * grain || !thread_.joinable()) return fn(int64_t(0), n);
+        const int64_t half = (n / 2 + grain - 1) / grain * grain;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            job_ = [&fn, half, n] { fn(half, n); };
+            done_ = false;
+        }
+        wake_.notify_one();
+        fn(int64_t(0), half);
+        std::unique_lock<std::mutex> lock(mutex_);
+        finished_.wait(lock, [this] { return done_; });
+    }
+
+    ~HelperThread() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_one();
+        if (thread_.joinable()) thread_.join();
+    }
+
+private:
+    HelperThread() {
+        if (std::thread::hardware_concurrency() >= 2) thread_ = std::thread([this] { run(); });
+    }
+    void run() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            wake_.wait(lock, [this] { return stop_ || job_; });
+            if (stop_) return;
+            auto job = std::move(job_);
+            job_ = nullptr;
+            lock.unlock();
+            job();
+            lock.lock();
+            done_ = true;
+            finished_.notify_one();
+        }
+    }
+    std::mutex busy_, mutex_;
+    std::condition_variable wake_, finished_;
+    std::function<void()> job_;
+    bool done_ = true, stop_ = false;
+    std::thread thread_;
+};
 
 // ---- One or two rows: each output is a dot product over the streamed weight row --------------------------
 
@@ -65,8 +128,9 @@ PHATGOOSE_AVX2 void dotRowsAvx2(const float* x, const typename E::T* w, int64_t 
 template <class E>
 void dotRows(const float* x, int64_t rows, const typename E::T* w, int64_t d_in, float* y, int64_t d_out,
              KernelIsa isa) {
-    // Split the outputs between ATen's threads; a block of 64 rows is enough work to be worth a thread.
-    at::parallel_for(0, d_out, 64, [&](int64_t o0, int64_t o1) {
+    // Split the outputs between two threads; 64 rows (the router keys of a 166-expert library are 166)
+    // is enough work to be worth waking the second.
+    HelperThread::instance().split(d_out, 64, [&](int64_t o0, int64_t o1) {
         if (isa == KernelIsa::Avx2 && rows == 1) return dotRowsAvx2<E, 1>(x, w, d_in, y, d_out, o0, o1);
         if (isa == KernelIsa::Avx2 && rows == 2) return dotRowsAvx2<E, 2>(x, w, d_in, y, d_out, o0, o1);
         dotRowsPortable<E>(x, rows, w, d_in, y, d_out, o0, o1);
@@ -89,11 +153,13 @@ PHATGOOSE_AVX2 void widenAvx2(const typename E::T* w, int64_t n, float* out) {
 
 template <class E>
 void widen(const typename E::T* w, int64_t n, float* out, KernelIsa isa) {
-    at::parallel_for(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+    HelperThread::instance().split(n, 1 << 15, [&](int64_t b, int64_t e) {
         if (isa == KernelIsa::Avx2) return widenAvx2<E>(w + b, e - b, out + b);
         widenPortable<E>(w + b, e - b, out + b);
     });
 }
+
+constexpr int64_t kTileFloats = int64_t(1) << 23;
 
 bool isHalf(const torch::Tensor& weight) {
     return weight.scalar_type() == torch::kBFloat16 || weight.scalar_type() == torch::kHalf;
@@ -146,8 +212,9 @@ torch::Tensor halfRowsProduct(const torch::Tensor& x2, const torch::Tensor& weig
 torch::Tensor halfTiledProduct(const torch::Tensor& x2, const torch::Tensor& weight, KernelIsa isa) {
     checkHalfOperands(x2, weight);
     const int64_t rows = x2.size(0), d_in = weight.size(1), d_out = weight.size(0);
-    // A tile of ~2 MB of float32 stays in cache while sgemm reads it once per block of input rows.
-    const int64_t tile_rows = std::clamp<int64_t>((int64_t(1) << 19) / std::max<int64_t>(d_in, 1), 16, 1024);
+    // Measured: sgemm's per-call cost outweighs cache reuse here, so tiles are large (32 MB of float32: a
+    // whole T5-XL feed-forward matrix is two); only the vocabulary matrix is cut into several.
+    const int64_t tile_rows = std::clamp<int64_t>(kTileFloats / std::max<int64_t>(d_in, 1), 16, d_out);
     torch::Tensor tile = torch::empty({std::min(tile_rows, d_out), d_in});
     torch::Tensor y = torch::empty({rows, d_out});
     torch::Tensor part = torch::empty({rows, std::min(tile_rows, d_out)});

@@ -3,6 +3,8 @@
 #include <QFileDialog>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
 #include <QMenu>
 #include <QMessageBox>
 #include <QPushButton>
@@ -14,6 +16,7 @@
 
 #include "ui/experts/expert_table_model.h"
 #include "ui/experts/step_ticker.h"
+#include "ui/plot/plot_decorations.h"
 #include "ui/plot/plot_export.h"
 #include "ui/plot/qcustomplot_include.h"
 #include "ui/plot/table_export.h"
@@ -46,6 +49,12 @@ ExpertsView::ExpertsView(QWidget* parent) : QWidget(parent) {
     table_->verticalHeader()->hide();
     table_->horizontalHeader()->setStretchLastSection(false);
     table_->setContextMenuPolicy(Qt::CustomContextMenu);
+    sorted_->setFilterKeyColumn(-1);  // any column: a name, a task, "yes" for gated
+    sorted_->setFilterCaseSensitivity(Qt::CaseInsensitive);
+    filter_ = new QLineEdit(this);
+    filter_->setPlaceholderText(tr("Filter experts by name, task or any column..."));
+    filter_->setClearButtonEnabled(true);
+    counts_ = new QLabel(this);
 
     plot_ = new QCustomPlot(this);
     plot_->plotLayout()->insertRow(0);
@@ -76,8 +85,16 @@ ExpertsView::ExpertsView(QWidget* parent) : QWidget(parent) {
     buttons->addWidget(save_png);
     buttons->addWidget(save_pdf);
 
+    auto* table_box = new QWidget(this);
+    auto* table_layout = new QVBoxLayout(table_box);
+    table_layout->setContentsMargins(0, 0, 0, 0);
+    auto* filter_row = new QHBoxLayout;
+    filter_row->addWidget(filter_, 1);
+    filter_row->addWidget(counts_);
+    table_layout->addLayout(filter_row);
+    table_layout->addWidget(table_, 1);
     auto* split = new QSplitter(Qt::Vertical, this);
-    split->addWidget(table_);
+    split->addWidget(table_box);
     split->addWidget(plot_);
     split->setStretchFactor(0, 2);
     split->setStretchFactor(1, 3);
@@ -86,6 +103,7 @@ ExpertsView::ExpertsView(QWidget* parent) : QWidget(parent) {
     layout->addWidget(split, 1);
 
     connect(table_->selectionModel(), &QItemSelectionModel::selectionChanged, this, &ExpertsView::showCurves);
+    connect(filter_, &QLineEdit::textChanged, this, &ExpertsView::setFilter);
     connect(table_, &QWidget::customContextMenuRequested, this, &ExpertsView::showTableMenu);
     connect(plot_, &QWidget::customContextMenuRequested, this, &ExpertsView::showPlotMenu);
     connect(train_gates, &QPushButton::clicked, this,
@@ -105,7 +123,33 @@ void ExpertsView::setExperts(const QList<ExpertRowView>& experts) {
     table_->horizontalHeader()->setSectionResizeMode(ExpertTableModel::Targets, QHeaderView::Stretch);
     for (const QString& name : selected) selectExpert(name);
     if (table_->selectionModel()->selectedRows().isEmpty()) showCurves();
+    updateCounts();
     Q_EMIT expertsShown(int(experts.size()));
+}
+
+void ExpertsView::setFilter(const QString& text) {
+    if (filter_->text() != text) filter_->setText(text);  // from code: show it in the box too
+    sorted_->setFilterFixedString(text);
+    updateCounts();
+}
+
+int ExpertsView::shownCount() const {
+    return sorted_->rowCount();
+}
+
+QString ExpertsView::countText() const {
+    return counts_->text();
+}
+
+void ExpertsView::updateCounts() {
+    const int total = int(model_->experts().size());
+    const auto gated = std::count_if(model_->experts().begin(), model_->experts().end(),
+                                     [](const ExpertRowView& e) { return e.has_gate; });
+    counts_->setText(shownCount() == total ? tr("%1 experts · %2 with a gate").arg(total).arg(gated)
+                                           : tr("%1 of %2 experts shown · %3 with a gate")
+                                                 .arg(shownCount())
+                                                 .arg(total)
+                                                 .arg(gated));
 }
 
 const QList<ExpertRowView>& ExpertsView::experts() const {
@@ -141,11 +185,15 @@ void ExpertsView::showCurves() {
     if (!pick.isValid()) {
         plotCurve(plot_->graph(0), {}, tr("expert training"));
         plotCurve(plot_->graph(1), {}, tr("gate training"));
-        title_->setText(model_->experts().isEmpty() ? tr("No experts loaded")
-                                                    : tr("Select an expert to see its loss curves"));
+        title_->setText(QString());
+        plot_->legend->setVisible(false);
+        setPlotHint(plot_, model_->experts().isEmpty() ? tr("No experts loaded: open a workspace or a library")
+                                                       : tr("Select an expert to see its loss curves"));
         replotWhenShown();
         return;
     }
+    setPlotHint(plot_, QString());
+    plot_->legend->setVisible(true);
     const ExpertRowView& e = model_->experts()[sorted_->mapToSource(pick).row()];
     plotCurve(plot_->graph(0), e.expert_curve, tr("expert training"));
     plotCurve(plot_->graph(1), e.gate_curve, tr("gate training"));

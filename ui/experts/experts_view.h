@@ -1,12 +1,15 @@
 #pragma once
-// The Experts tab: the expert library as a sortable table and, for the selected expert, its recorded
-// expert-training and gate-training loss curves. The table exports to CSV, the plot to PNG and PDF.
+// The Experts tab: the expert library as a sortable table with a filter box (name, task or any column) and
+// counts, and, for the selected expert, its recorded expert-training and gate-training loss curves. The
+// table exports to CSV (the rows shown), the plot to PNG and PDF.
 #include <QList>
 #include <QWidget>
 
 #include "ui/engine_messages.h"
 
 class QCustomPlot;
+class QLabel;
+class QLineEdit;
 class QCPTextElement;
 class QSortFilterProxyModel;
 class QTableView;
@@ -26,6 +29,11 @@ public:
     bool selectExpert(const QString& name);  // false when there is no such expert
 
     QTableView* table() const { return table_; }
+    QLineEdit* filterBox() const { return filter_; }
+    // Rows shown through the filter, and the count line ("12 of 166 experts shown · 160 with a gate").
+    int shownCount() const;
+    QString countText() const;
+    void setFilter(const QString& text);
     QCustomPlot* plot() const { return plot_; }
 
     // The table as shown (sorted), with plain values; false with a message in `error` when unwritable.
@@ -47,10 +55,13 @@ private:
     void showPlotMenu(const QPoint& at);
     void askExportCsv();
     void askSavePlot(const QString& format);
+    void updateCounts();
 
     ExpertTableModel* model_;
     QSortFilterProxyModel* sorted_;
     QTableView* table_;
+    QLineEdit* filter_;
+    QLabel* counts_;
     QCustomPlot* plot_;
     QCPTextElement* title_;
 };

@@ -22,6 +22,37 @@ void placeLegendAbove(QCustomPlot* plot) {
     plot->legend->setMargins(QMargins(4, 0, 4, 0));
 }
 
+namespace {
+
+QCPItemText* hintItem(const QCustomPlot* plot) {
+    for (int i = 0; i < plot->itemCount(); ++i)
+        if (auto* text = qobject_cast<QCPItemText*>(plot->item(i)); text && text->objectName() == "plotHint")
+            return text;
+    return nullptr;
+}
+
+}  // namespace
+
+void setPlotHint(QCustomPlot* plot, const QString& hint) {
+    QCPItemText* text = hintItem(plot);
+    if (!text) {
+        text = new QCPItemText(plot);
+        text->setObjectName("plotHint");
+        text->position->setType(QCPItemPosition::ptAxisRectRatio);
+        text->position->setCoords(0.5, 0.5);
+        text->setColor(QColor(0x60, 0x60, 0x60));
+        text->setClipToAxisRect(false);
+    }
+    text->setText(hint);
+    text->setVisible(!hint.isEmpty());
+    for (QCPAxis* axis : {plot->xAxis, plot->yAxis}) axis->setVisible(hint.isEmpty());
+}
+
+QString plotHint(const QCustomPlot* plot) {
+    const QCPItemText* text = hintItem(plot);
+    return text && text->visible() ? text->text() : QString();
+}
+
 QCPRange cellCentres(int count) {
     return count > 1 ? QCPRange(0, count - 1) : QCPRange(-0.5, 0.5);
 }

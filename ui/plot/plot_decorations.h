@@ -11,6 +11,11 @@ namespace phatgoose::ui {
 QCPTextElement* addPlotTitle(QCustomPlot* plot, const QString& text = {});
 // Moves the legend out of the axis rect into a row under the title, its entries side by side.
 void placeLegendAbove(QCustomPlot* plot);
+// A plot without data: axes hidden and `hint` (one line saying how to get data) in the middle, instead of
+// empty 0..5 axes. An empty hint puts the axes back.
+void setPlotHint(QCustomPlot* plot, const QString& hint);
+QString plotHint(const QCustomPlot* plot);
+
 // QCPColorMapData's key or value range for `count` cells centred on 0..count-1 (one cell: -0.5..0.5, since
 // QCustomPlot draws a single cell across the whole range).
 QCPRange cellCentres(int count);

@@ -1,10 +1,14 @@
 #include "ui/probe/gate_scores_view.h"
 
+#include <QHBoxLayout>
+#include <QScrollBar>
 #include <QSplitter>
+#include <algorithm>
 #include <QVBoxLayout>
 #include <cmath>
 #include <map>
 
+#include "ui/plot/expert_legend.h"
 #include "ui/plot/expert_palette.h"
 #include "ui/plot/plot_decorations.h"
 #include "ui/plot/plot_export.h"
@@ -29,17 +33,34 @@ QCPBars* addBars(QCustomPlot* plot, const QString& name, const QColor& colour) {
 }  // namespace
 
 GateScoresView::GateScoresView(QWidget* parent)
-    : QWidget(parent), scores_plot_(new QCustomPlot(this)), modules_plot_(new QCustomPlot(this)) {
+    : QWidget(parent),
+      scores_plot_(new QCustomPlot(this)),
+      scroll_(new QScrollBar(Qt::Horizontal, this)),
+      legend_(new ExpertLegend(this)),
+      modules_plot_(new QCustomPlot(this)) {
+    auto* top = new QWidget(this);
+    auto* top_layout = new QVBoxLayout(top);
+    top_layout->setContentsMargins(0, 0, 0, 0);
+    top_layout->setSpacing(0);
+    top_layout->addWidget(scores_plot_, 1);
+    top_layout->addWidget(scroll_);
+    scroll_->setToolTip(tr("More experts, in order of score"));
+    auto* bottom = new QWidget(this);
+    auto* bottom_layout = new QHBoxLayout(bottom);
+    bottom_layout->setContentsMargins(0, 0, 0, 0);
+    bottom_layout->addWidget(modules_plot_, 1);
+    bottom_layout->addWidget(legend_);
+    legend_->setToolTip(tr("The top-1 experts of the modules below, with how many modules each won"));
     auto* split = new QSplitter(Qt::Vertical, this);
-    split->addWidget(scores_plot_);
-    split->addWidget(modules_plot_);
+    split->addWidget(top);
+    split->addWidget(bottom);
+    connect(scroll_, &QScrollBar::valueChanged, this, &GateScoresView::scrollScores);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(split);
     scores_title_ = addPlotTitle(scores_plot_);
     modules_title_ = addPlotTitle(modules_plot_);
     placeLegendAbove(scores_plot_);
-    placeLegendAbove(modules_plot_);
     modules_plot_->xAxis->setTickLabelRotation(90);
     modules_plot_->xAxis->setTickLabelFont(QFont(font().family(), 7));
     scores_plot_->xAxis->setTickLabelRotation(45);
@@ -63,10 +84,17 @@ void GateScoresView::clear() {
     }
     bars_.clear();
     highlighted_.clear();
+    order_.clear();
     module_sites_.clear();
     module_top_.clear();
-    scores_title_->setText(tr("Select a token (click the heatmap or a token) to see its expert scores"));
+    shown_token_ = -1;
+    scroll_->setVisible(false);
+    legend_->setEntries({}, QString());
+    legend_->setVisible(false);
+    scores_title_->setText(QString());
     modules_title_->setText(QString());
+    setPlotHint(scores_plot_, tr("Select a token (click the heatmap or a token chip) to see its expert scores"));
+    setPlotHint(modules_plot_, tr("...and here its top-1 expert at every module"));
     scores_plot_->replot();
     modules_plot_->replot();
 }
@@ -77,8 +105,22 @@ void GateScoresView::showToken(const QString& site_name, int token) {
         clear();
         return;
     }
+    shown_site_ = site_name;
+    shown_token_ = token;
+    setPlotHint(scores_plot_, QString());
+    setPlotHint(modules_plot_, QString());
     drawScores(*site, token);
     drawModules(*site, token);
+}
+
+void GateScoresView::setExpertFilter(const QString& text) {
+    filter_ = text.trimmed();
+    if (shown_token_ >= 0) showToken(shown_site_, shown_token_);
+}
+
+void GateScoresView::scrollScores(int first) {
+    scores_plot_->xAxis->setRange(first - 0.6, first + kVisibleBars - 0.4);
+    scores_plot_->replot();
 }
 
 void GateScoresView::drawScores(const SiteRouting& site, int token) {
@@ -95,16 +137,36 @@ void GateScoresView::drawScores(const SiteRouting& site, int token) {
     }
     QCPBars* on = addBars(p, tr("kept (top-%1)").arg(site.k), kKept);
     QCPBars* off = addBars(p, tr("not kept"), kNotKept);
+    // Highest first (experts without a bar last, in library order), narrowed by the name filter.
+    order_.clear();
+    for (int e = 0; e < int(bars_.size()); ++e)
+        if (filter_.isEmpty() ||
+            QString::fromStdString(trace_.expert_names[size_t(e)]).contains(filter_, Qt::CaseInsensitive))
+            order_.push_back(e);
+    std::stable_sort(order_.begin(), order_.end(), [this](int a, int b) {
+        const double va = bars_[size_t(a)], vb = bars_[size_t(b)];
+        if (std::isnan(va) || std::isnan(vb)) return !std::isnan(va) && std::isnan(vb);
+        return va > vb;
+    });
     QSharedPointer<QCPAxisTickerText> ticks(new QCPAxisTickerText);
     QCPRange values(0, 0);
-    for (int e = 0; e < int(bars_.size()); ++e) {
-        ticks->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+    for (int x = 0; x < int(order_.size()); ++x) {
+        const int e = order_[size_t(x)];
+        ticks->addTick(x, QString::fromStdString(trace_.expert_names[size_t(e)]));
         if (std::isnan(bars_[size_t(e)])) continue;
-        (highlighted_.count(e) ? on : off)->addData(e, bars_[size_t(e)]);
+        (highlighted_.count(e) ? on : off)->addData(x, bars_[size_t(e)]);
         values.expand(bars_[size_t(e)]);
     }
     p->xAxis->setTicker(ticks);
-    p->xAxis->setRange(-0.6, double(bars_.size()) - 0.4);
+    const int shown = std::min<int>(kVisibleBars, int(order_.size()));
+    p->xAxis->setRange(-0.6, double(std::max(shown, 1)) - 0.4);
+    {
+        const QSignalBlocker block(scroll_);
+        scroll_->setRange(0, std::max(0, int(order_.size()) - kVisibleBars));
+        scroll_->setPageStep(kVisibleBars);
+        scroll_->setValue(0);
+    }
+    scroll_->setVisible(int(order_.size()) > kVisibleBars);
     const double pad = 0.08 * std::max(values.size(), 1e-3);
     p->yAxis->setRange(values.lower - (values.lower < 0 ? pad : 0), values.upper + pad);
     p->yAxis->setLabel(shows_scores_ ? tr("router score") : tr("routing weight"));
@@ -127,12 +189,18 @@ void GateScoresView::drawModules(const SiteRouting& site, int token) {
     module_sites_ = sitesOfStream(trace_, streamOf(site), std::string());
     module_top_.clear();
     for (int site : module_sites_) module_top_.push_back(topExpert(trace_.sites[size_t(site)], token));
-    // One bar series per expert, made in library order, so that the legend names the colours in that order.
+    // One bar series per expert; the legend beside the plot names them, most modules first.
     std::map<int, QCPBars*> by_expert;
-    for (int top : std::set<int>(module_top_.begin(), module_top_.end()))
-        if (top >= 0)
-            by_expert[top] =
-                addBars(p, QString::fromStdString(trace_.expert_names[size_t(top)]), expertColor(top));
+    std::map<int, int> wins;
+    for (int top : module_top_)
+        if (top >= 0) ++wins[top];
+    std::vector<ExpertLegend::Entry> entries;
+    for (const auto& [top, count] : wins) {
+        by_expert[top] = addBars(p, QString::fromStdString(trace_.expert_names[size_t(top)]), expertColor(top));
+        entries.push_back({top, QString::fromStdString(trace_.expert_names[size_t(top)]), count});
+    }
+    legend_->setEntries(entries, tr("modules"));
+    legend_->setVisible(!entries.empty());
     QSharedPointer<QCPAxisTickerText> ticks(new QCPAxisTickerText);
     for (int i = 0; i < int(module_sites_.size()); ++i) {
         const SiteRouting& s = trace_.sites[size_t(module_sites_[size_t(i)])];
@@ -151,8 +219,8 @@ void GateScoresView::drawModules(const SiteRouting& site, int token) {
     p->xAxis->setRange(-0.6, double(module_sites_.size()) - 0.4);
     p->yAxis->setRange(0, 1.08);
     p->yAxis->setLabel(tr("top-1 weight"));
-    p->legend->setVisible(!by_expert.empty());
-    modules_title_->setText(tr("Top-1 expert of '%1' at every module that routes %2 tokens")
+    p->legend->setVisible(false);
+    modules_title_->setText(tr("Top-1 expert of '%1' at every %2 module")
                                 .arg(tokenPiece(trace_, streamOf(site), token), streamName(streamOf(site))));
     p->replot();
 }

@@ -119,6 +119,18 @@ QWidget* ProbeView::buildModulePicker() {
     scope_ = new QComboBox(box);
     scope_->addItems({tr("this kind in every layer"), tr("every module")});
     scope_->setEnabled(false);
+    expert_filter_ = new QLineEdit(box);
+    expert_filter_->setPlaceholderText(tr("Find experts..."));
+    expert_filter_->setClearButtonEnabled(true);
+    expert_filter_->setToolTip(tr("Show only the experts whose name contains this text (heatmap rows and "
+                                  "score bars)"));
+    expert_limit_ = new QSpinBox(box);
+    expert_limit_->setRange(0, 100000);
+    expert_limit_->setValue(RoutingHeatmap::kDefaultExpertLimit);
+    expert_limit_->setSpecialValueText(tr("all"));
+    expert_limit_->setPrefix(tr("top "));
+    expert_limit_->setToolTip(tr("Heatmap rows: the experts with the largest weight anywhere in this prompt at "
+                                 "this module; 'all' shows every expert (the plot scrolls)"));
     auto* row = new QHBoxLayout(box);
     row->setContentsMargins(0, 0, 0, 0);
     row->addWidget(new QLabel(tr("<b>Module</b>"), box));
@@ -131,6 +143,14 @@ QWidget* ProbeView::buildModulePicker() {
     row->addWidget(new QLabel(tr("<b>View</b>"), box));
     row->addWidget(view_);
     row->addWidget(scope_);
+    row->addWidget(new QLabel(tr("<b>Experts</b>"), box));
+    row->addWidget(expert_limit_);
+    row->addWidget(expert_filter_);
+    connect(expert_filter_, &QLineEdit::textChanged, this, [this](const QString& text) {
+        heatmap_->setExpertFilter(text);
+        gate_scores_->setExpertFilter(text);
+    });
+    connect(expert_limit_, &QSpinBox::valueChanged, heatmap_, &RoutingHeatmap::setExpertLimit);
     for (QComboBox* c : {stack_, layer_, kind_})
         connect(c, &QComboBox::currentIndexChanged, this, &ProbeView::pickerChanged);
     connect(site_, &QComboBox::currentIndexChanged, this, &ProbeView::siteChanged);
@@ -144,6 +164,14 @@ QWidget* ProbeView::buildModulePicker() {
         showSelection();
     });
     return box;
+}
+
+QString ProbeView::prompt() const {
+    return prompt_->text();
+}
+
+void ProbeView::suggestPrompt(const QString& prompt) {
+    if (!prompt_->isModified()) prompt_->setText(prompt);  // setText clears the flag: later suggestions still apply
 }
 
 void ProbeView::setPrompt(const QString& prompt) {

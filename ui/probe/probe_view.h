@@ -34,10 +34,15 @@ public:
     QComboBox* siteSelector() const { return site_; }
     QComboBox* viewSelector() const { return view_; }
     QComboBox* scopeSelector() const { return scope_; }
+    QLineEdit* expertFilter() const { return expert_filter_; }
+    QSpinBox* expertLimit() const { return expert_limit_; }
     TokenStrip* inputTokens() const { return input_tokens_; }
     TokenStrip* outputTokens() const { return output_tokens_; }
     const phatgoose::RoutingTrace& trace() const { return trace_; }
     void setPrompt(const QString& prompt);
+    QString prompt() const;
+    // Sets the prompt unless the user has typed one.
+    void suggestPrompt(const QString& prompt);
     void setMethod(const QString& method);
     // Picks a module by its full path, and a token of a stream (as a click on the heatmap or a chip does).
     void selectSite(const QString& site);
@@ -77,6 +82,8 @@ private:
     QComboBox* site_;
     QComboBox* view_;
     QComboBox* scope_;
+    QLineEdit* expert_filter_;
+    QSpinBox* expert_limit_;
     RoutingHeatmap* heatmap_;
     GateScoresView* gate_scores_;
     phatgoose::RoutingTrace trace_;

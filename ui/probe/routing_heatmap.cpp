@@ -1,11 +1,13 @@
 #include "ui/probe/routing_heatmap.h"
 
+#include <QHBoxLayout>
 #include <QMouseEvent>
+#include <QScrollArea>
 #include <QToolTip>
-#include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
 
+#include "ui/plot/expert_legend.h"
 #include "ui/plot/expert_palette.h"
 #include "ui/plot/plot_decorations.h"
 #include "ui/plot/plot_export.h"
@@ -13,10 +15,31 @@
 
 namespace phatgoose::ui {
 
-RoutingHeatmap::RoutingHeatmap(QWidget* parent) : QWidget(parent), plot_(new QCustomPlot(this)) {
-    auto* layout = new QVBoxLayout(this);
+namespace {
+
+// Up to this many experts the colour scale's ticks name them; beyond it the names overprint.
+constexpr int kScaleNames = 12;
+constexpr int kRowPixels = 15;  // a readable row when every expert is shown
+
+}  // namespace
+
+QString namePrefix(const QString& name) {
+    for (int i = 1; i < name.size(); ++i)
+        if (name[i] == '_' || name[i] == '-' || name[i] == '.' || name[i].isUpper()) return name.left(i);
+    return QString();
+}
+
+RoutingHeatmap::RoutingHeatmap(QWidget* parent)
+    : QWidget(parent), plot_(new QCustomPlot), scroll_(new QScrollArea(this)), legend_(new ExpertLegend(this)) {
+    auto* layout = new QHBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
-    layout->addWidget(plot_);
+    scroll_->setWidget(plot_);
+    scroll_->setWidgetResizable(true);
+    scroll_->setFrameShape(QFrame::NoFrame);
+    layout->addWidget(scroll_, 1);
+    layout->addWidget(legend_);
+    legend_->setVisible(false);
+    legend_->setToolTip(tr("Experts drawn in the heatmap, with the number of cells each colours"));
     map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
     scale_ = new QCPColorScale(plot_);
     plot_->plotLayout()->addElement(0, 1, scale_);
@@ -28,23 +51,11 @@ RoutingHeatmap::RoutingHeatmap(QWidget* parent) : QWidget(parent), plot_(new QCu
     plot_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
     scale_->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
     plot_->xAxis->setTickLabelRotation(60);
-    selection_ = new QCPItemRect(plot_);
-    selection_->setPen(QPen(QColor(0, 200, 255), 3));
-    selection_->setBrush(Qt::NoBrush);
-    selection_->setVisible(false);
-    current_row_ = new QCPItemRect(plot_);
-    current_row_->setPen(QPen(Qt::black, 1.5, Qt::DashLine));
-    current_row_->setBrush(Qt::NoBrush);
-    current_row_->setVisible(false);
-    message_ = new QCPItemText(plot_);
-    message_->position->setType(QCPItemPosition::ptAxisRectRatio);
-    message_->position->setCoords(0.5, 0.5);
-    message_->setVisible(false);
     plot_->setMouseTracking(true);
     connect(plot_, &QCustomPlot::mouseMove, this, &RoutingHeatmap::hover);
     connect(plot_, &QCustomPlot::mousePress, this, &RoutingHeatmap::click);
     addPlotExportMenu(plot_, "routing_heatmap");
-    drawEmpty(tr("Run a prompt to see which experts every token used."));
+    redraw();
 }
 
 void RoutingHeatmap::setTrace(const phatgoose::RoutingTrace& trace) {
@@ -79,10 +90,35 @@ void RoutingHeatmap::selectToken(int token) {
     plot_->replot();
 }
 
+void RoutingHeatmap::setExpertFilter(const QString& text) {
+    expert_filter_ = text.trimmed();
+    redraw();
+}
+
+void RoutingHeatmap::setExpertLimit(int limit) {
+    expert_limit_ = std::max(0, limit);
+    redraw();
+}
+
 void RoutingHeatmap::redraw() {
     cells_.clear();
     row_sites_.clear();
+    row_experts_.clear();
     token_labels_.clear();
+    plot_->clearItems();  // group lines; the selection items are made again below
+    selection_ = new QCPItemRect(plot_);
+    selection_->setPen(QPen(QColor(0, 200, 255), 3));
+    selection_->setBrush(Qt::NoBrush);
+    selection_->setVisible(false);
+    current_row_ = new QCPItemRect(plot_);
+    current_row_->setPen(QPen(Qt::black, 1.5, Qt::DashLine));
+    current_row_->setBrush(Qt::NoBrush);
+    current_row_->setVisible(false);
+    message_ = new QCPItemText(plot_);
+    message_->position->setType(QCPItemPosition::ptAxisRectRatio);
+    message_->position->setCoords(0.5, 0.5);
+    message_->setVisible(false);
+    legend_->setVisible(false);
     if (site_ < 0) {
         drawEmpty(trace_.method.empty() ? tr("Run a prompt to see which experts every token used.")
                                         : tr("Method '%1' routes no tokens: it records no per-token routing.")
@@ -99,6 +135,7 @@ void RoutingHeatmap::redraw() {
 }
 
 void RoutingHeatmap::drawEmpty(const QString& why) {
+    fitRows(0);
     map_->setVisible(false);
     scale_->setVisible(false);
     title_->setText(QString());
@@ -131,25 +168,81 @@ void RoutingHeatmap::fillMap(int rows, int tokens) {
             map_->data()->setCell(t, r, v < 0 ? std::nan("") : v);
         }
     plot_->yAxis->setRange(-0.5, rows - 0.5);
+    fitRows(rows);
     map_->setVisible(rows > 0 && tokens > 0);
     scale_->setVisible(true);
     message_->setVisible(false);
 }
 
-void RoutingHeatmap::drawWeights(const SiteRouting& site) {
-    const int tokens = int(site.tokens), experts = int(trace_.expert_names.size());
-    cells_.assign(size_t(experts), std::vector<double>(size_t(tokens), 0.0));
-    for (int t = 0; t < tokens; ++t)
-        for (int j = 0; j < site.k; ++j)
-            cells_[size_t(site.experts[size_t(t * site.k + j)])][size_t(t)] =
-                site.weights[size_t(t * site.k + j)];
-    setTokenAxis(tokens);
-    fillMap(experts, tokens);
-    QSharedPointer<QCPAxisTickerText> y_ticks(new QCPAxisTickerText);
+// Fits the plot to its rows: many rows (every expert of a large library) get a readable height each and the
+// view scrolls; otherwise the plot fills the view.
+void RoutingHeatmap::fitRows(int rows) {
+    plot_->setMinimumHeight(rows > 40 ? rows * kRowPixels + 160 : 0);
+}
+
+std::vector<int> RoutingHeatmap::expertsToShow(const SiteRouting& site) const {
+    const int experts = int(trace_.expert_names.size());
+    std::vector<double> largest(size_t(experts), 0.0);
+    for (size_t i = 0; i < site.experts.size(); ++i)
+        largest[size_t(site.experts[i])] = std::max(largest[size_t(site.experts[i])], double(site.weights[i]));
+    std::vector<int> matching;
     for (int e = 0; e < experts; ++e)
-        y_ticks->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+        if (expert_filter_.isEmpty() ||
+            QString::fromStdString(trace_.expert_names[size_t(e)]).contains(expert_filter_, Qt::CaseInsensitive))
+            matching.push_back(e);
+    if (expert_limit_ > 0 && int(matching.size()) > expert_limit_) {
+        std::stable_sort(matching.begin(), matching.end(),
+                         [&](int a, int b) { return largest[size_t(a)] > largest[size_t(b)]; });
+        matching.resize(size_t(expert_limit_));
+        std::sort(matching.begin(), matching.end());  // back to library order: groups stay together
+    }
+    return matching;
+}
+
+// A line between consecutive rows of different name-prefix groups, the group's name at its first row.
+void RoutingHeatmap::markGroups() {
+    QString previous;
+    for (size_t r = 0; r < row_experts_.size(); ++r) {
+        const QString group = namePrefix(QString::fromStdString(trace_.expert_names[size_t(row_experts_[r])]));
+        if (r > 0 && group != previous) {
+            auto* line = new QCPItemStraightLine(plot_);
+            line->setPen(QPen(QColor(255, 255, 255), 2));
+            line->point1->setCoords(-0.5, double(r) - 0.5);
+            line->point2->setCoords(1e6, double(r) - 0.5);
+        }
+        previous = group;
+    }
+}
+
+void RoutingHeatmap::drawWeights(const SiteRouting& site) {
+    const int tokens = int(site.tokens), total = int(trace_.expert_names.size());
+    row_experts_ = expertsToShow(site);
+    const int rows = int(row_experts_.size());
+    std::vector<int> row_of(size_t(total), -1);
+    for (int r = 0; r < rows; ++r) row_of[size_t(row_experts_[size_t(r)])] = r;
+    cells_.assign(size_t(rows), std::vector<double>(size_t(tokens), 0.0));
+    for (int t = 0; t < tokens; ++t)
+        for (int j = 0; j < site.k; ++j) {
+            const int row = row_of[size_t(site.experts[size_t(t * site.k + j)])];
+            if (row >= 0) cells_[size_t(row)][size_t(t)] = site.weights[size_t(t * site.k + j)];
+        }
+    setTokenAxis(tokens);
+    if (rows == 0) {
+        drawEmpty(tr("No expert's name contains '%1'.").arg(expert_filter_));
+        return;
+    }
+    fillMap(rows, tokens);
+    QSharedPointer<QCPAxisTickerText> y_ticks(new QCPAxisTickerText);
+    for (int r = 0; r < rows; ++r)
+        y_ticks->addTick(r, QString::fromStdString(trace_.expert_names[size_t(row_experts_[size_t(r)])]));
     plot_->yAxis->setTicker(y_ticks);
-    plot_->yAxis->setLabel(tr("expert"));
+    plot_->yAxis->setLabel(rows == total ? tr("expert")
+                                         : tr("expert (%1 of %2: largest weight in this prompt%3)")
+                                               .arg(rows)
+                                               .arg(total)
+                                               .arg(expert_filter_.isEmpty() ? QString()
+                                                                             : tr(", matching '%1'").arg(expert_filter_)));
+    markGroups();
     map_->setGradient(QCPColorGradient(QCPColorGradient::gpThermal));
     map_->setDataRange(QCPRange(0, 1));
     scale_->axis()->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
@@ -178,10 +271,24 @@ void RoutingHeatmap::drawTopExperts() {
     map_->setGradient(gradient);
     map_->setDataRange(expertDataRange(experts));
     QSharedPointer<QCPAxisTickerText> names(new QCPAxisTickerText);
-    for (int e = 0; e < experts; ++e)
-        names->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+    if (experts <= kScaleNames) {
+        for (int e = 0; e < experts; ++e)
+            names->addTick(e, QString::fromStdString(trace_.expert_names[size_t(e)]));
+        scale_->axis()->setLabel(tr("top-1 expert"));
+    } else {
+        std::vector<int> count(size_t(experts), 0);
+        for (const auto& row : cells_)
+            for (double v : row)
+                if (v >= 0) ++count[size_t(v)];
+        std::vector<ExpertLegend::Entry> entries;
+        for (int e = 0; e < experts; ++e)
+            if (count[size_t(e)] > 0)
+                entries.push_back({e, QString::fromStdString(trace_.expert_names[size_t(e)]), count[size_t(e)]});
+        legend_->setEntries(entries, tr("cells"));
+        legend_->setVisible(true);
+        scale_->axis()->setLabel(tr("top-1 expert (named in the legend)"));
+    }
     scale_->axis()->setTicker(names);
-    scale_->axis()->setLabel(tr("top-1 expert"));
     const QString what = scope_ == Scope::SameKind
                              ? tr("%1 in every layer").arg(shortSiteName(current).section(' ', 1))
                              : tr("every module");
@@ -217,9 +324,9 @@ QString RoutingHeatmap::describeCell(int token, int row) const {
                        .arg(tokenPiece(trace_, stream_, token), streamName(stream_))
                        .arg(token)
                        .arg(QString::fromStdString(site->site), keptSummary(trace_, *site, token));
-    if (mode_ == Mode::ExpertWeights && row >= 0 && row < int(trace_.expert_names.size()))
+    if (mode_ == Mode::ExpertWeights && row >= 0 && row < int(row_experts_.size()))
         text += tr("\n%1: weight %2")
-                    .arg(QString::fromStdString(trace_.expert_names[size_t(row)]))
+                    .arg(QString::fromStdString(trace_.expert_names[size_t(row_experts_[size_t(row)])]))
                     .arg(cells_[size_t(row)][size_t(token)], 0, 'f', 3);
     return text;
 }

@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "routing/routing_methods.h"
+#include "ui/plot/plot_decorations.h"
 #include "ui/plot/qcustomplot_include.h"
 
 namespace phatgoose::ui {
@@ -160,6 +161,7 @@ void AccuracyChart::showValueAt(QMouseEvent* event) {
 void AccuracyChart::clearPlot() {
     plot_->clearPlottables();  // also takes the bars out of group_
     plot_->clearItems();
+    setPlotHint(plot_, QString());  // the items are gone; the axes come back until data says otherwise
     bars_.clear();
 }
 
@@ -299,11 +301,7 @@ QStringList AccuracyChart::tickLabels() const {
 void AccuracyChart::showEmptyMessage() {
     plot_->xAxis->setTicker(QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText));
     plot_->xAxis->setRange(0, 1);
-    auto* text = new QCPItemText(plot_);
-    text->position->setType(QCPItemPosition::ptAxisRectRatio);
-    text->position->setCoords(0.5, 0.5);
-    text->setText(tr("No evaluation results to show.\nResults > New evaluation... runs one."));
-    text->setColor(QColor(0x60, 0x60, 0x60));
+    setPlotHint(plot_, tr("No evaluation results to show: Results > New evaluation... runs one."));
 }
 
 QCPBars* AccuracyChart::bars(const QString& method_key) const {
