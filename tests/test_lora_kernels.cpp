@@ -100,6 +100,25 @@ private Q_SLOTS:
             qPrintable(QString("up differs by %1").arg((out - out_expected).abs().max().item<double>())));
     }
 
+    // The up product in two column blocks of a wider output (out + c0, B from row c0, the full stride), as
+    // two threads run it, equals the whole product.
+    void columnBlocksEqualTheWholeProduct() {
+        for (LoraIsa isa : {LoraIsa::Portable, bestLoraIsa()})
+            for (auto dtype : {torch::kFloat, torch::kBFloat16})
+                for (int rows : {1, 9}) {
+                    Case c = makeCase(12, 40, 16, 70, rows, false, dtype);
+                    const RoutedRows routed{c.token.data_ptr<int64_t>(), c.weight.data_ptr<float>(), rows};
+                    torch::Tensor h = torch::randn({rows, 16});
+                    torch::Tensor whole = c.out.clone(), blocks = c.out.clone();
+                    loraUpAdd(whole.data_ptr<float>(), 70, routed, h.data_ptr<float>(), factor(c.B), 16, isa);
+                    const int64_t split = 37;
+                    loraUpAdd(blocks.data_ptr<float>(), split, routed, h.data_ptr<float>(), factor(c.B), 16, isa, 70);
+                    loraUpAdd(blocks.data_ptr<float>() + split, 70 - split, routed, h.data_ptr<float>(),
+                              factorRows(factor(c.B), split, 16), 16, isa, 70);
+                    QVERIFY(torch::allclose(whole, blocks, 1e-6, 1e-6));
+                }
+    }
+
     // Rows never written by any routed token keep their exact bytes: the tails store nothing past a row's
     // end.
     void untouchedRowsKeepTheirValues() {

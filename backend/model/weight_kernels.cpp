@@ -179,6 +179,10 @@ const uint16_t* halfData(const torch::Tensor& weight) {
 
 }  // namespace
 
+void runOnTwoThreads(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    HelperThread::instance().split(n, grain, fn);
+}
+
 KernelIsa bestKernelIsa() {
     return cpuHasAvx2Fma() ? KernelIsa::Avx2 : KernelIsa::Portable;
 }

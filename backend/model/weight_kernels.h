@@ -3,6 +3,8 @@
 // one place every linear layer, the LM head and the router scores multiply by a weight matrix.
 #include <torch/torch.h>
 
+#include <functional>
+
 namespace phatgoose {
 
 enum class KernelIsa { Portable, Avx2 };
@@ -20,6 +22,11 @@ torch::Tensor halfRowsProduct(const torch::Tensor& x2, const torch::Tensor& weig
                               KernelIsa isa = bestKernelIsa());
 torch::Tensor halfTiledProduct(const torch::Tensor& x2, const torch::Tensor& weight,
                                KernelIsa isa = bestKernelIsa());
+
+// Runs fn(begin, end) over [0, n) on two threads (the caller and the kernels' helper thread), split at a
+// multiple of `grain`; all on the caller when n is under two grains or the helper is busy. Waking the
+// helper costs some 10-20 us: worth it for prefill-sized work, not for one decoding row.
+void runOnTwoThreads(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 // Rows [row0, row0 + rows) of a two-byte weight as float32 into `out` ([rows, d_in] contiguous).
 void widenRows(const torch::Tensor& weight, int64_t row0, int64_t rows, float* out,

@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "experts/lora_expert.h"
+#include "model/weight_kernels.h"
 #include "routing/lora_kernels.h"
 
 namespace phatgoose {
@@ -113,16 +114,34 @@ void ExpertStack::addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, cons
     std::vector<float> h(pair_count * size_t(r));  // [pairs, r], weighted
     const float* xp = x.data_ptr<float>();
     float* op = out.data_ptr<float>();
-    for (int64_t e = 0; e < n; ++e) {
+    std::vector<int64_t> used;
+    for (int64_t e = 0; e < n; ++e)
+        if (start[size_t(e + 1)] > start[size_t(e)]) used.push_back(e);
+    auto rowsOf = [&](int64_t e) {
         const int64_t first = start[size_t(e)];
-        const RoutedRows rows{&token_of[size_t(first)], &weight_of[size_t(first)],
-                              start[size_t(e + 1)] - first};
-        if (rows.count == 0) continue;
-        const Member& m = members_[size_t(e)];
-        const int64_t rank_e = m.A.size(0);
-        loraDown(xp, d_in, rows, {m.A.data_ptr(), factorType(m.A)}, rank_e, &h[size_t(first * r)]);
-        loraUpAdd(op, d_out, rows, &h[size_t(first * r)], {m.B.data_ptr(), factorType(m.B)}, rank_e);
-    }
+        return RoutedRows{&token_of[size_t(first)], &weight_of[size_t(first)], start[size_t(e + 1)] - first};
+    };
+    // Prefill-sized work goes to two threads: the down products split by expert (each writes its own rows
+    // of h), the up products by output column (each thread adds into its own columns of every row).
+    // Decoding's single row stays on one thread, where waking the helper would cost more than it saves.
+    const bool split = pairs >= 16;
+    runOnTwoThreads(int64_t(used.size()), split ? 1 : int64_t(used.size()) + 1, [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+            const int64_t e = used[size_t(u)];
+            const Member& m = members_[size_t(e)];
+            loraDown(xp, d_in, rowsOf(e), {m.A.data_ptr(), factorType(m.A)}, m.A.size(0),
+                     &h[size_t(start[size_t(e)] * r)]);
+        }
+    });
+    runOnTwoThreads(d_out, split ? 64 : d_out + 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t e : used) {
+            const Member& m = members_[size_t(e)];
+            const int64_t rank_e = m.A.size(0);
+            const Factor B = factorRows({m.B.data_ptr(), factorType(m.B)}, c0, rank_e);
+            loraUpAdd(op + c0, c1 - c0, rowsOf(e), &h[size_t(start[size_t(e)] * r)], B, rank_e, bestLoraIsa(),
+                      d_out);
+        }
+    });
 }
 
 }  // namespace phatgoose

@@ -37,10 +37,10 @@ void downPortable(const float* x, int64_t d_in, const RoutedRows& rows, const ty
 }
 
 template <class E>
-void upPortable(float* out, int64_t d_out, const RoutedRows& rows, const float* h, const typename E::T* B,
-                int64_t r) {
+void upPortable(float* out, int64_t stride, int64_t d_out, const RoutedRows& rows, const float* h,
+                const typename E::T* B, int64_t r) {
     for (int64_t p = 0; p < rows.count; ++p) {
-        float* o = out + rows.token[p] * d_out;
+        float* o = out + rows.token[p] * stride;
         for (int64_t c = 0; c < d_out; ++c) o[c] += dotPortable<E>(h + p * r, B + c * r, r);
     }
 }
@@ -145,9 +145,9 @@ PHATGOOSE_AVX2 void upRow(float* o, int64_t d_out, const float* hp, const typena
 }
 
 template <class E>
-PHATGOOSE_AVX2 void upAvx2(float* out, int64_t d_out, const RoutedRows& rows, const float* h,
+PHATGOOSE_AVX2 void upAvx2(float* out, int64_t stride, int64_t d_out, const RoutedRows& rows, const float* h,
                            const typename E::T* B, int64_t r) {
-    for (int64_t p = 0; p < rows.count; ++p) upRow<E>(out + rows.token[p] * d_out, d_out, h + p * r, B, r);
+    for (int64_t p = 0; p < rows.count; ++p) upRow<E>(out + rows.token[p] * stride, d_out, h + p * r, B, r);
 }
 
 // ---- Up with many rows: B transposed once into float32 [r, d_out], then blocks of 4 rows x 16 columns ----
@@ -218,24 +218,24 @@ bool distinct(const int64_t* token, int n) {
     return true;
 }
 
-PHATGOOSE_AVX2 void upTransposed(float* out, int64_t d_out, const RoutedRows& rows, const float* h,
-                                 const float* Bt, int64_t r) {
+PHATGOOSE_AVX2 void upTransposed(float* out, int64_t stride, int64_t d_out, const RoutedRows& rows,
+                                 const float* h, const float* Bt, int64_t r) {
     int64_t p = 0;
     for (; p + kBlockRows <= rows.count; p += kBlockRows) {
         // Two rows for one token would each add to a stale copy of that output row: take them one by one.
         if (!distinct(rows.token + p, kBlockRows)) {
             for (int i = 0; i < kBlockRows; ++i) {
-                float* o = out + rows.token[p + i] * d_out;
+                float* o = out + rows.token[p + i] * stride;
                 upBlock<1>(&o, h + (p + i) * r, Bt, r, d_out);
             }
             continue;
         }
         float* orow[kBlockRows];
-        for (int i = 0; i < kBlockRows; ++i) orow[i] = out + rows.token[p + i] * d_out;
+        for (int i = 0; i < kBlockRows; ++i) orow[i] = out + rows.token[p + i] * stride;
         upBlock<kBlockRows>(orow, h + p * r, Bt, r, d_out);
     }
     for (; p < rows.count; ++p) {
-        float* o = out + rows.token[p] * d_out;
+        float* o = out + rows.token[p] * stride;
         upBlock<1>(&o, h + p * r, Bt, r, d_out);
     }
 }
@@ -274,15 +274,16 @@ void down(const float* x, int64_t d_in, const RoutedRows& rows, Factor A, int64_
 }
 
 template <class E>
-void up(float* out, int64_t d_out, const RoutedRows& rows, const float* h, Factor B, int64_t r, LoraIsa isa) {
+void up(float* out, int64_t stride, int64_t d_out, const RoutedRows& rows, const float* h, Factor B, int64_t r,
+        LoraIsa isa) {
     if (isa == LoraIsa::Avx2 && rows.count >= 2) {
         thread_local std::vector<float> Bt;
         Bt.resize(size_t(r * d_out));
         transposeB<E>(typed<E>(B), d_out, r, Bt.data());
-        return upTransposed(out, d_out, rows, h, Bt.data(), r);
+        return upTransposed(out, stride, d_out, rows, h, Bt.data(), r);
     }
-    if (isa == LoraIsa::Avx2 && r <= kMaxVectorRank) return upAvx2<E>(out, d_out, rows, h, typed<E>(B), r);
-    upPortable<E>(out, d_out, rows, h, typed<E>(B), r);
+    if (isa == LoraIsa::Avx2 && r <= kMaxVectorRank) return upAvx2<E>(out, stride, d_out, rows, h, typed<E>(B), r);
+    upPortable<E>(out, stride, d_out, rows, h, typed<E>(B), r);
 }
 
 LoraIsa usable(LoraIsa isa) {
@@ -293,6 +294,14 @@ LoraIsa usable(LoraIsa isa) {
 
 LoraIsa bestLoraIsa() {
     return cpuHasAvx2Fma() ? LoraIsa::Avx2 : LoraIsa::Portable;
+}
+
+int64_t factorElementSize(FactorType type) {
+    return type == FactorType::F32 ? 4 : 2;
+}
+
+Factor factorRows(Factor f, int64_t row, int64_t width) {
+    return {static_cast<const char*>(f.data) + row * width * factorElementSize(f.type), f.type};
 }
 
 const char* loraIsaName(LoraIsa isa) {
@@ -313,15 +322,16 @@ void loraDown(const float* x, int64_t d_in, const RoutedRows& rows, Factor A, in
 }
 
 void loraUpAdd(float* out, int64_t d_out, const RoutedRows& rows, const float* h, Factor B, int64_t r,
-               LoraIsa isa) {
+               LoraIsa isa, int64_t out_stride) {
     isa = usable(isa);
+    const int64_t stride = out_stride > 0 ? out_stride : d_out;
     switch (B.type) {
         case FactorType::F32:
-            return up<F32Weights>(out, d_out, rows, h, B, r, isa);
+            return up<F32Weights>(out, stride, d_out, rows, h, B, r, isa);
         case FactorType::BF16:
-            return up<Bf16Weights>(out, d_out, rows, h, B, r, isa);
+            return up<Bf16Weights>(out, stride, d_out, rows, h, B, r, isa);
         case FactorType::F16:
-            return up<F16Weights>(out, d_out, rows, h, B, r, isa);
+            return up<F16Weights>(out, stride, d_out, rows, h, B, r, isa);
     }
 }
 

@@ -35,8 +35,15 @@ void loraDown(const float* x, int64_t d_in, const RoutedRows& rows, Factor A, in
               LoraIsa isa = bestLoraIsa());
 
 // out[token[p], :] += B h[p, :] for every row p; rows may share a token.
-// h: [count, r] float32; B: [d_out, r]; out: [tokens, d_out] float32.
+// h: [count, r] float32; B: [d_out, r]; out: [tokens, out_stride] float32, of which the first d_out columns
+// are written (out_stride 0: d_out). A column block [c0, c1) of a wider output is out + c0, B's rows from
+// c0, d_out = c1 - c0 and out_stride the full width: what lets two threads share one product.
 void loraUpAdd(float* out, int64_t d_out, const RoutedRows& rows, const float* h, Factor B, int64_t r,
-               LoraIsa isa = bestLoraIsa());
+               LoraIsa isa = bestLoraIsa(), int64_t out_stride = 0);
+
+// Bytes of one element of a factor.
+int64_t factorElementSize(FactorType type);
+// The factor from row `row` on (rows of `width` elements).
+Factor factorRows(Factor f, int64_t row, int64_t width);
 
 }  // namespace phatgoose
