@@ -27,6 +27,20 @@ struct F16Weights {
     static float scalar(const T* p) { return c10::detail::fp16_ieee_to_fp32_value(*p); }
 };
 
+// sum_c w[c] x[c] with w widened to float32, in eight partial sums: one running float sum is a serial chain
+// the compiler may not reorder, eight independent lanes it turns into one vector register.
+template <class E>
+float dotWidened(const float* x, const typename E::T* w, int64_t n) {
+    float lane[8] = {};
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int l = 0; l < 8; ++l) lane[l] += E::scalar(w + c + l) * x[c + l];
+    float total = 0;
+    for (; c < n; ++c) total += E::scalar(w + c) * x[c];
+    for (float v : lane) total += v;
+    return total;
+}
+
 #define PHATGOOSE_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 // Eight consecutive weights as float32 lanes.

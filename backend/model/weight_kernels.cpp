@@ -81,18 +81,7 @@ void dotRowsPortable(const float* x, int64_t rows, const typename E::T* w, int64
                      int64_t d_out, int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
         const typename E::T* wo = w + o * d_in;
-        for (int64_t r = 0; r < rows; ++r) {
-            const float* xr = x + r * d_in;
-            // Eight partial sums, so that the compiler may vectorise (one running sum is a serial chain).
-            float lane[8] = {};
-            int64_t c = 0;
-            for (; c + 8 <= d_in; c += 8)
-                for (int l = 0; l < 8; ++l) lane[l] += E::scalar(wo + c + l) * xr[c + l];
-            float total = 0;
-            for (; c < d_in; ++c) total += E::scalar(wo + c) * xr[c];
-            for (float v : lane) total += v;
-            y[r * d_out + o] = total;
-        }
+        for (int64_t r = 0; r < rows; ++r) y[r * d_out + o] = dotWidened<E>(x + r * d_in, wo, d_in);
     }
 }
 
@@ -122,7 +111,7 @@ PHATGOOSE_AVX2 void dotRowsAvx2(const float* x, const typename E::T* w, int64_t 
                 y[r * d_out + o + i] = total;
             }
     }
-    for (; o < o1; ++o) dotRowsPortable<E>(x, R, w, d_in, y, d_out, o, o + 1);
+    for (; o < o1; ++o) dotRowsPortable<E>(x, R, w, d_in, y, d_out, o, o + 1);  // the last outputs
 }
 
 template <class E>

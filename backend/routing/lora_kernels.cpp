@@ -13,26 +13,14 @@ const typename E::T* typed(Factor f) {
     return static_cast<const typename E::T*>(f.data);
 }
 
-// ---- Portable: plain loops, eight partial sums per dot product so that the compiler may vectorise -------
-
-template <class E>
-float dotPortable(const float* x, const typename E::T* w, int64_t n) {
-    float lane[8] = {};
-    int64_t c = 0;
-    for (; c + 8 <= n; c += 8)
-        for (int l = 0; l < 8; ++l) lane[l] += E::scalar(w + c + l) * x[c + l];
-    float total = 0;
-    for (; c < n; ++c) total += E::scalar(w + c) * x[c];
-    for (float v : lane) total += v;
-    return total;
-}
+// ---- Portable: plain loops (dotWidened's eight partial sums let the compiler vectorise) -----------------
 
 template <class E>
 void downPortable(const float* x, int64_t d_in, const RoutedRows& rows, const typename E::T* A, int64_t r,
                   float* h) {
     for (int64_t p = 0; p < rows.count; ++p) {
         const float* xt = x + rows.token[p] * d_in;
-        for (int64_t j = 0; j < r; ++j) h[p * r + j] = rows.weight[p] * dotPortable<E>(xt, A + j * d_in, d_in);
+        for (int64_t j = 0; j < r; ++j) h[p * r + j] = rows.weight[p] * dotWidened<E>(xt, A + j * d_in, d_in);
     }
 }
 
@@ -41,7 +29,7 @@ void upPortable(float* out, int64_t stride, int64_t d_out, const RoutedRows& row
                 const typename E::T* B, int64_t r) {
     for (int64_t p = 0; p < rows.count; ++p) {
         float* o = out + rows.token[p] * stride;
-        for (int64_t c = 0; c < d_out; ++c) o[c] += dotPortable<E>(h + p * r, B + c * r, r);
+        for (int64_t c = 0; c < d_out; ++c) o[c] += dotWidened<E>(h + p * r, B + c * r, r);
     }
 }
 
@@ -141,7 +129,7 @@ PHATGOOSE_AVX2 void upRow(float* o, int64_t d_out, const float* hp, const typena
         }
         _mm256_storeu_ps(o + c, sum);
     }
-    for (; c < d_out; ++c) o[c] += dotPortable<E>(hp, B + c * r, r);
+    for (; c < d_out; ++c) o[c] += dotWidened<E>(hp, B + c * r, r);
 }
 
 template <class E>

@@ -286,7 +286,7 @@ void RoutingHeatmap::drawTopExperts() {
                 entries.push_back({e, QString::fromStdString(trace_.expert_names[size_t(e)]), count[size_t(e)]});
         legend_->setEntries(entries, tr("cells"));
         legend_->setVisible(true);
-        scale_->axis()->setLabel(tr("top-1 expert (named in the legend)"));
+        scale_->setVisible(false);  // a strip of 166 unnamed bands says nothing the legend does not
     }
     scale_->axis()->setTicker(names);
     const QString what = scope_ == Scope::SameKind
