@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
     }
     if (parser.isSet(probe)) {
         // Requests queue on the engine thread behind the opening of the model and the library.
-        window.showTab(window.probeView());
+        window.tabs()->setCurrentWidget(window.probeView());
         window.probeView()->setPrompt(parser.value(probe));
         window.probeView()->setMethod(parser.value(method));
         window.probeView()->run();

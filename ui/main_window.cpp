@@ -280,8 +280,9 @@ void MainWindow::buildShell() {
     buildExpertsMenu();
     connectShell();
     QMetaObject::invokeMethod(worker_, &EngineWorker::describeCompute, Qt::QueuedConnection);
-    // After the constructor, so every tab (whoever adds it) exists when the current one is restored.
-    QTimer::singleShot(0, this, &MainWindow::restoreLayout);
+    // Last in the constructor, when every tab exists; whatever chooses a tab afterwards (main's --probe, no
+    // workspace to open) wins over the saved one.
+    restoreLayout();
 }
 
 void MainWindow::buildExpertsMenu() {
@@ -381,7 +382,7 @@ void MainWindow::openStartupWorkspace() {
         openWorkspace(demo);
         return;
     }
-    showTab(tabs_->widget(0));  // the Model tab, which asks for a workspace
+    tabs_->setCurrentIndex(0);  // the Model tab, which asks for a workspace
     statusBar()->showMessage(error.isEmpty() ? tr("No workspace open: use File > Open workspace")
                                              : tr("The demo workspace cannot be opened: %1").arg(error));
 }
@@ -405,10 +406,6 @@ void MainWindow::showWorkspace(const WorkspaceView& workspace) {
     if (!example.isEmpty()) probe_->suggestPrompt(example);
 }
 
-void MainWindow::showTab(QWidget* tab) {
-    tab_chosen_ = true;
-    tabs_->setCurrentWidget(tab);
-}
 
 void MainWindow::fillRecentMenu() {
     recent_menu_->clear();
@@ -461,8 +458,6 @@ void MainWindow::restoreLayout() {
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray());
-    // A tab chosen before this ran (main's --probe, or no workspace to open) wins over the saved one.
-    if (tab_chosen_) return;
     const QString tab = settings.value("window/tab").toString();
     for (int i = 0; i < tabs_->count(); ++i)
         if (tabs_->widget(i)->objectName() == tab) tabs_->setCurrentIndex(i);

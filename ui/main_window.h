@@ -38,8 +38,6 @@ public:
     CompareView* compareView() const { return compare_; }
     ResultsView* resultsView() const { return results_; }
     QTabWidget* tabs() const { return tabs_; }
-    // Shows `tab` and keeps it over the tab the saved layout would restore.
-    void showTab(QWidget* tab);
 
     // ---- The shell: start-up, recent workspaces, the Experts view and the training dialogs ----
     // With no folder given: the last workspace, else the bundled demo, else a prompt to open one.
@@ -96,7 +94,6 @@ private:
     QLabel* activity_status_ = nullptr;
     QProgressBar* opening_progress_ = nullptr;
     QToolButton* cancel_opening_ = nullptr;
-    bool tab_chosen_ = false;
 };
 
 }  // namespace phatgoose::ui

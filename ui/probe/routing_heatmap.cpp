@@ -3,6 +3,7 @@
 #include <QHBoxLayout>
 #include <QMouseEvent>
 #include <QScrollArea>
+#include <QSet>
 #include <QToolTip>
 #include <algorithm>
 #include <cmath>
@@ -199,8 +200,12 @@ std::vector<int> RoutingHeatmap::expertsToShow(const SiteRouting& site) const {
     return matching;
 }
 
-// A line between consecutive rows of different name-prefix groups, the group's name at its first row.
+// A line between consecutive rows of different name-prefix groups, when the names do fall into groups
+// (fewer groups than half the rows: "count_words" and "reverse_words" are not a grouping).
 void RoutingHeatmap::markGroups() {
+    QSet<QString> groups;
+    for (int e : row_experts_) groups.insert(namePrefix(QString::fromStdString(trace_.expert_names[size_t(e)])));
+    if (groups.size() * 2 > int(row_experts_.size())) return;
     QString previous;
     for (size_t r = 0; r < row_experts_.size(); ++r) {
         const QString group = namePrefix(QString::fromStdString(trace_.expert_names[size_t(row_experts_[r])]));
