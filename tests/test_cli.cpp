@@ -112,14 +112,14 @@ private Q_SLOTS:
         const size_t first_name = line0.find("expert");
         QVERIFY2(line0.compare(first_name, best_name.size(), best_name) == 0, line0.c_str());
         // --all-columns: one column per expert.
-        Run columns = cli({"route", "--all-columns", "--model", tiny_, "--experts", library_, "--max-new-tokens",
-                           "4", "count the letters"});
+        Run columns = cli({"route", "--all-columns", "--model", tiny_, "--experts", library_,
+                           "--max-new-tokens", "4", "count the letters"});
         QCOMPARE(columns.code, 0);
         for (const auto& name : t1.at("expert_names"))
             QVERIFY(columns.out.find(name.get<std::string>()) != std::string::npos);
         // --timings: where the time went, on stderr, the output unchanged.
-        Run timed = cli({"route", "--timings", "--model", tiny_, "--experts", library_, "--max-new-tokens", "4",
-                         "count the letters"});
+        Run timed = cli({"route", "--timings", "--model", tiny_, "--experts", library_, "--max-new-tokens",
+                         "4", "count the letters"});
         QCOMPARE(timed.code, 0);
         QCOMPARE(timed.out, table.out);
         for (const char* phase : {"load", "router", "tokenize", "encode", "decode", "routing", "total"})
@@ -211,7 +211,8 @@ private Q_SLOTS:
         std::string count_text = "(";
         count_text.append(std::to_string(generated)).append(" tokens");
         QVERIFY2(timed.err.find(count_text, at) != std::string::npos, timed.err.c_str());
-        Run logits = cli({"logits", "--timings", "--model", tiny_, "--input-ids", "13,7,5,1", "--greedy", "3"});
+        Run logits =
+            cli({"logits", "--timings", "--model", tiny_, "--input-ids", "13,7,5,1", "--greedy", "3"});
         QCOMPARE(logits.code, 0);
         for (const char* phase : {"load", "encode", "decode", "greedy encode", "greedy decode", "total"})
             QVERIFY2(logits.err.find(std::string("phatgoose timings: ") + phase) != std::string::npos,

@@ -791,10 +791,10 @@ private Q_SLOTS:
 
         // Progress after every expert, with the bytes so far; a set cancel flag stops before the first.
         std::vector<std::array<int64_t, 3>> reports;
-        const ExpertLibrary library = ExpertLibrary::open(
-            dir, base, {.progress = [&](int64_t done, int64_t total, int64_t bytes) {
-                reports.push_back({done, total, bytes});
-            }});
+        const ExpertLibrary library =
+            ExpertLibrary::open(dir, base, {.progress = [&](int64_t done, int64_t total, int64_t bytes) {
+                                    reports.push_back({done, total, bytes});
+                                }});
         QCOMPARE(int(reports.size()), 3);
         int64_t so_far = 0;
         for (size_t i = 0; i < 3; ++i) {
@@ -802,7 +802,8 @@ private Q_SLOTS:
             QCOMPARE(reports[i], (std::array<int64_t, 3>{int64_t(i + 1), 3, so_far}));
         }
         const std::atomic<bool> cancelled{true};
-        expectError([&] { ExpertLibrary::open(dir, base, {.cancel = &cancelled}); }, {"library", "cancelled"});
+        expectError([&] { ExpertLibrary::open(dir, base, {.cancel = &cancelled}); },
+                    {"library", "cancelled"});
         QVERIFY(library.dir() == dir);
         const std::vector<ExpertListing> rows = library.listing();
         QCOMPARE(rows.size(), size_t(3));

@@ -95,7 +95,8 @@ private Q_SLOTS:
             const SiteRouting& site = direct.trace.sites[size_t(pick)];
             const auto& cells = probe->heatmap()->cells();
             QCOMPARE(int(cells.size()), 3);
-            QCOMPARE(probe->heatmap()->rowExperts(), (std::vector<int>{0, 1, 2}));  // all three, library order
+            QCOMPARE(probe->heatmap()->rowExperts(),
+                     (std::vector<int>{0, 1, 2}));  // all three, library order
             QCOMPARE(int64_t(cells[0].size()), site.tokens);
             for (int64_t t = 0; t < site.tokens; ++t) {
                 double sum = 0;

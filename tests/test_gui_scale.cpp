@@ -4,14 +4,14 @@
 // under PHATGOOSE_SCREENSHOT_DIR. The first launch lands on the probe with the workspace's example prompt.
 #include <QComboBox>
 #include <QLabel>
-#include <QProgressBar>
 #include <QLineEdit>
+#include <QProgressBar>
 #include <QScrollArea>
 #include <QScrollBar>
 #include <QSettings>
 #include <QSignalSpy>
-#include <QStandardPaths>
 #include <QSpinBox>
+#include <QStandardPaths>
 #include <QTabWidget>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -22,8 +22,8 @@
 #include "fixtures/random_experts.h"
 #include "fixtures/tiny_workspace.h"
 #include "model/t5_config.h"
-#include "ui/experts/experts_view.h"
 #include "ui/engine_worker.h"
+#include "ui/experts/experts_view.h"
 #include "ui/main_window.h"
 #include "ui/plot/expert_legend.h"
 #include "ui/probe/gate_scores_view.h"
@@ -70,15 +70,16 @@ private Q_SLOTS:
         QCoreApplication::setOrganizationName("phatgoose-tests");
         QCoreApplication::setApplicationName("test_gui_scale");
         QSettings().clear();
-        const Workspace ws = phatgoose::testing::writeTinyWorkspace(fs::path(tmp_.path().toStdString()) / "ws");
+        const Workspace ws =
+            phatgoose::testing::writeTinyWorkspace(fs::path(tmp_.path().toStdString()) / "ws");
         workspace_ = QString::fromStdString(ws.root.string());
         experts_dir_ = QString::fromStdString(ws.experts_dir.string());
         fs::remove_all(ws.experts_dir);
         const T5Config config = T5Config::fromFile(ws.model_dir / "config.json");
         names_ = paperLikeNames();
         for (size_t i = 0; i < names_.size(); ++i)
-            saveLoraExpert(phatgoose::testing::randomExpert(names_[i], config, 500 + i), ws.experts_dir / names_[i],
-                           DType::BF16);
+            saveLoraExpert(phatgoose::testing::randomExpert(names_[i], config, 500 + i),
+                           ws.experts_dir / names_[i], DType::BF16);
         window_ = std::make_unique<ui::MainWindow>();
         window_->resize(1500, 950);
         window_->show();
@@ -117,10 +118,12 @@ private Q_SLOTS:
         // lower library index), drawn in library order.
         std::vector<double> largest(166, 0.0);
         for (size_t i = 0; i < site->experts.size(); ++i)
-            largest[size_t(site->experts[i])] = std::max(largest[size_t(site->experts[i])], double(site->weights[i]));
+            largest[size_t(site->experts[i])] =
+                std::max(largest[size_t(site->experts[i])], double(site->weights[i]));
         std::vector<int> order(166);
         for (int e = 0; e < 166; ++e) order[size_t(e)] = e;
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return largest[size_t(a)] > largest[size_t(b)]; });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int a, int b) { return largest[size_t(a)] > largest[size_t(b)]; });
         std::vector<int> expected(order.begin(), order.begin() + ui::RoutingHeatmap::kDefaultExpertLimit);
         std::sort(expected.begin(), expected.end());
         QCOMPARE(map->rowExperts(), expected);
@@ -129,13 +132,15 @@ private Q_SLOTS:
             for (int64_t t = 0; t < site->tokens; ++t) {
                 double w = 0;
                 for (int64_t j = 0; j < site->k; ++j)
-                    if (site->experts[size_t(t * site->k + j)] == expected[r]) w = site->weights[size_t(t * site->k + j)];
+                    if (site->experts[size_t(t * site->k + j)] == expected[r])
+                        w = site->weights[size_t(t * site->k + j)];
                 QVERIFY(std::abs(map->cells()[r][size_t(t)] - w) < 1e-6);
             }
 
         // The search box narrows the rows to matching names.
         probe->expertFilter()->setText("niv2");
-        for (int e : map->rowExperts()) QVERIFY(QString::fromStdString(names_[size_t(e)]).startsWith("Niv2zs"));
+        for (int e : map->rowExperts())
+            QVERIFY(QString::fromStdString(names_[size_t(e)]).startsWith("Niv2zs"));
         QCOMPARE(int(map->rowExperts().size()), ui::RoutingHeatmap::kDefaultExpertLimit);  // 50 match
         for (int e : probe->gateScores()->barOrder())
             QVERIFY(QString::fromStdString(names_[size_t(e)]).startsWith("Niv2zs"));
@@ -160,7 +165,8 @@ private Q_SLOTS:
         const std::vector<int>& order = scores->barOrder();
         QCOMPARE(int(order.size()), 166);
         const std::vector<double>& bars = scores->bars();
-        for (size_t i = 1; i < order.size(); ++i) QVERIFY(bars[size_t(order[i - 1])] >= bars[size_t(order[i])]);
+        for (size_t i = 1; i < order.size(); ++i)
+            QVERIFY(bars[size_t(order[i - 1])] >= bars[size_t(order[i])]);
         // The kept top-k lead.
         const SiteRouting* site = probe->trace().find(path);
         for (int64_t j = 0; j < site->k; ++j) QVERIFY(scores->highlighted().count(order[size_t(j)]));
@@ -175,8 +181,8 @@ private Q_SLOTS:
             QCOMPARE(entry.count, wins[entry.expert]);
             listed += entry.count;
         }
-        QCOMPARE(listed, int(std::count_if(scores->moduleTopExperts().begin(), scores->moduleTopExperts().end(),
-                                           [](int t) { return t >= 0; })));
+        QCOMPARE(listed, int(std::count_if(scores->moduleTopExperts().begin(),
+                                           scores->moduleTopExperts().end(), [](int t) { return t >= 0; })));
         QCOMPARE(int(scores->modulesLegend()->entries().size()), int(wins.size()));
     }
 
@@ -213,12 +219,13 @@ private Q_SLOTS:
         QSignalSpy failed(worker, &ui::EngineWorker::failed);
         // The first progress report cancels (as the Cancel button does: directly, from this thread).
         auto once = std::make_shared<QMetaObject::Connection>();
-        *once = connect(worker, &ui::EngineWorker::openingProgress, this,
-                        [worker, once] {
-                            worker->requestCancel();
-                            QObject::disconnect(*once);
-                        },
-                        Qt::DirectConnection);
+        *once = connect(
+            worker, &ui::EngineWorker::openingProgress, this,
+            [worker, once] {
+                worker->requestCancel();
+                QObject::disconnect(*once);
+            },
+            Qt::DirectConnection);
         window_->openLibrary(experts_dir_);
         QVERIFY(cancelled.wait(120000));
         QCOMPARE(failed.count(), 0);

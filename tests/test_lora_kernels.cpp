@@ -112,7 +112,8 @@ private Q_SLOTS:
                     torch::Tensor whole = c.out.clone(), blocks = c.out.clone();
                     loraUpAdd(whole.data_ptr<float>(), 70, routed, h.data_ptr<float>(), factor(c.B), 16, isa);
                     const int64_t split = 37;
-                    loraUpAdd(blocks.data_ptr<float>(), split, routed, h.data_ptr<float>(), factor(c.B), 16, isa, 70);
+                    loraUpAdd(blocks.data_ptr<float>(), split, routed, h.data_ptr<float>(), factor(c.B), 16,
+                              isa, 70);
                     loraUpAdd(blocks.data_ptr<float>() + split, 70 - split, routed, h.data_ptr<float>(),
                               factorRows(factor(c.B), split, 16), 16, isa, 70);
                     QVERIFY(torch::allclose(whole, blocks, 1e-6, 1e-6));

@@ -146,7 +146,8 @@ private Q_SLOTS:
         std::vector<LoraExpert> experts = randomExperts(4, t5_.config);
         std::vector<LoraExpert> loaded, widened;
         for (size_t i = 0; i < experts.size(); ++i) {
-            const fs::path dir = fs::path(tmp_.path().toStdString()) / std::string("half").append(std::to_string(dtype)) /
+            const fs::path dir = fs::path(tmp_.path().toStdString()) /
+                                 std::string("half").append(std::to_string(dtype)) /
                                  std::string("e").append(std::to_string(i));
             saveLoraExpert(experts[i], dir, DType(dtype));
             loaded.push_back(loadLoraExpert(dir, t5_.config));

@@ -43,12 +43,14 @@ private Q_SLOTS:
         QFETCH(int, d_in);
         QFETCH(int, d_out);
         torch::manual_seed(rows * 7 + d_in);
-        const torch::Tensor w = (torch::randn({d_out, d_in}) / std::sqrt(double(d_in))).to(torch::ScalarType(dtype));
+        const torch::Tensor w =
+            (torch::randn({d_out, d_in}) / std::sqrt(double(d_in))).to(torch::ScalarType(dtype));
         const torch::Tensor x = torch::randn({rows, d_in});
         const torch::Tensor expected = torch::linear(x, w.to(torch::kFloat));
         const double tol = 1e-5 * std::sqrt(double(d_in));
         for (bool tiled : {false, true}) {
-            const torch::Tensor y = tiled ? halfTiledProduct(x, w, KernelIsa(isa)) : halfRowsProduct(x, w, KernelIsa(isa));
+            const torch::Tensor y =
+                tiled ? halfTiledProduct(x, w, KernelIsa(isa)) : halfRowsProduct(x, w, KernelIsa(isa));
             QCOMPARE(y.sizes(), expected.sizes());
             QVERIFY2(torch::allclose(y, expected, tol, tol),
                      qPrintable(QString("%1 differs by %2")

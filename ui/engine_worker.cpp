@@ -115,7 +115,8 @@ void EngineWorker::openWorkspace(const QString& folder) {
         const Workspace ws = phatgoose::openWorkspace(folder.toStdString());
         auto engine = std::make_unique<Engine>();
         engine->t5 = loadPretrainedT5(ws.model_dir);
-        engine->experts = std::move(ExpertLibrary::open(ws.experts_dir, engine->t5.config, opening()).experts());
+        engine->experts =
+            std::move(ExpertLibrary::open(ws.experts_dir, engine->t5.config, opening()).experts());
         engine->library_dir = ws.experts_dir;
         engine->workspace = ws;
         engine_ = std::move(engine);

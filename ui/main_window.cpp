@@ -4,13 +4,13 @@
 #include <QFileDialog>
 #include <QFormLayout>
 #include <QInputDialog>
-#include <QProgressBar>
-#include <QToolButton>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QProgressBar>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <QToolButton>
 
 #include "model/hub_cache.h"
 #include "ui/engine_worker.h"
@@ -308,8 +308,9 @@ void MainWindow::connectShell() {
     });
     // Direct, not queued: the engine thread is busy with the very opening to cancel.
     connect(cancel_opening_, &QToolButton::clicked, this, [this] { worker_->requestCancel(); });
-    connect(worker_, &EngineWorker::openingCancelled, this,
-            [this] { statusBar()->showMessage(tr("Opening cancelled: what was open before is still open")); });
+    connect(worker_, &EngineWorker::openingCancelled, this, [this] {
+        statusBar()->showMessage(tr("Opening cancelled: what was open before is still open"));
+    });
     connect(worker_, &EngineWorker::computeDescribed, compute_status_, &QLabel::setText);
     connect(worker_, &EngineWorker::modelOpened, this, [this](const ModelSummaryView& s) {
         // A workspace's model folder is always "model": its workspace's name says more.
@@ -405,7 +406,6 @@ void MainWindow::showWorkspace(const WorkspaceView& workspace) {
         }
     if (!example.isEmpty()) probe_->suggestPrompt(example);
 }
-
 
 void MainWindow::fillRecentMenu() {
     recent_menu_->clear();

@@ -183,37 +183,39 @@ void runBench(CommandContext& ctx) {
 }  // namespace
 
 std::vector<Command> benchCommands() {
-    return {{"bench",
-             "Measure speed and memory on a t5-small-shaped random model, or with --scale on a published "
-             "T5 shape with N BF16 experts in memory; prints JSON.",
-             [](QCommandLineParser& p) {
-                 p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
-                 QCommandLineOption load("load-peak-rss", "Internal: load DIR and print its peak RSS.",
-                                         "DIR");
-                 load.setFlags(QCommandLineOption::HiddenFromHelp);
-                 p.addOption(load);
-                 p.addOption({"scale",
-                              "paper (T5-XL-LM-adapt, 2.85 B parameters), large or base: build that shape and "
-                              "--experts rank-16 experts with gates in memory in BF16 and measure prefill, "
-                              "decoding and memory, base against PHATGOOSE top-2 (keys prefixed SCALE_).",
-                              "SCALE"});
-                 p.addOption({"experts", "With --scale: how many experts.", "N", "166"});
-                 p.addOption({"rounds", "With --scale: alternating base/PHATGOOSE rounds (best of each).", "N",
-                              "2"});
-                 p.addOption({"write", "With --scale: also write the model and library as BF16 files to DIR "
-                                       "(DIR/model, DIR/library), for --from.",
-                              "DIR"});
-                 p.addOption({"from", "With --scale: first open DIR/model and DIR/library (written by --write) "
-                                      "in a fresh process and report open times and peak RSS.",
-                              "DIR"});
-                 QCommandLineOption library("library", "Internal: with --load-peak-rss, also open this library.",
-                                            "DIR");
-                 library.setFlags(QCommandLineOption::HiddenFromHelp);
-                 p.addOption(library);
-                 p.addOption({"skip-routing", "Skip the 64-expert PHATGOOSE measurements."});
-                 p.addOption({"skip-training", "Skip the expert- and gate-training measurements."});
-             },
-             runBench}};
+    return {
+        {"bench",
+         "Measure speed and memory on a t5-small-shaped random model, or with --scale on a published "
+         "T5 shape with N BF16 experts in memory; prints JSON.",
+         [](QCommandLineParser& p) {
+             p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
+             QCommandLineOption load("load-peak-rss", "Internal: load DIR and print its peak RSS.", "DIR");
+             load.setFlags(QCommandLineOption::HiddenFromHelp);
+             p.addOption(load);
+             p.addOption({"scale",
+                          "paper (T5-XL-LM-adapt, 2.85 B parameters), large or base: build that shape and "
+                          "--experts rank-16 experts with gates in memory in BF16 and measure prefill, "
+                          "decoding and memory, base against PHATGOOSE top-2 (keys prefixed SCALE_).",
+                          "SCALE"});
+             p.addOption({"experts", "With --scale: how many experts.", "N", "166"});
+             p.addOption(
+                 {"rounds", "With --scale: alternating base/PHATGOOSE rounds (best of each).", "N", "2"});
+             p.addOption({"write",
+                          "With --scale: also write the model and library as BF16 files to DIR "
+                          "(DIR/model, DIR/library), for --from.",
+                          "DIR"});
+             p.addOption({"from",
+                          "With --scale: first open DIR/model and DIR/library (written by --write) "
+                          "in a fresh process and report open times and peak RSS.",
+                          "DIR"});
+             QCommandLineOption library("library", "Internal: with --load-peak-rss, also open this library.",
+                                        "DIR");
+             library.setFlags(QCommandLineOption::HiddenFromHelp);
+             p.addOption(library);
+             p.addOption({"skip-routing", "Skip the 64-expert PHATGOOSE measurements."});
+             p.addOption({"skip-training", "Skip the expert- and gate-training measurements."});
+         },
+         runBench}};
 }
 
 }  // namespace phatgoose

@@ -1,10 +1,11 @@
 #include "cli/bench_measure.h"
 
 #include <cstdio>
+#include <fstream>
 #include <numeric>
+#include <sstream>
 #include <thread>
 #include <vector>
-#include <fstream>
 
 #include "experts/expert_library.h"
 #include "model/t5_loader.h"
@@ -97,9 +98,11 @@ double prefillSeconds(T5ModelImpl& m, int64_t batch, int reps) {
 
 nlohmann::json openInFreshProcess(const std::filesystem::path& model_dir,
                                   const std::filesystem::path& library_dir) {
-    std::string command = "'" + std::filesystem::read_symlink("/proc/self/exe").string() +
-                          "' bench --load-peak-rss '" + model_dir.string() + "'";
-    if (!library_dir.empty()) command += " --library '" + library_dir.string() + "'";
+    std::ostringstream line;  // GCC 12 warns falsely on "literal" + std::string chains
+    line << "'" << std::filesystem::read_symlink("/proc/self/exe").string() << "' bench --load-peak-rss '"
+         << model_dir.string() << "'";
+    if (!library_dir.empty()) line << " --library '" << library_dir.string() << "'";
+    const std::string command = line.str();
     FILE* pipe = popen(command.c_str(), "r");
     if (!pipe) throw Error("bench: cannot start " + command);
     std::string text;

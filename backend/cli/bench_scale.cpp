@@ -72,8 +72,10 @@ T5Model bf16Model(const T5Config& config) {
         torch::Tensor& t = p.value();
         const bool matrix = t.dim() == 2 && p.key().find("relative_attention_bias") == std::string::npos;
         if (!matrix) {
-            if (p.key().find("layer_norm") != std::string::npos) t.fill_(1.0);
-            else fillUniform(t, seed++, 0.1);
+            if (p.key().find("layer_norm") != std::string::npos)
+                t.fill_(1.0);
+            else
+                fillUniform(t, seed++, 0.1);
             continue;
         }
         torch::Tensor w = torch::empty(t.sizes(), torch::kBFloat16);
@@ -153,7 +155,7 @@ void compareWithFloat32(const T5Config& config, const std::string& key, nlohmann
     const double half_one = bestSeconds(20, [&] { linearProduct(one, w); });
     const double float_one = bestSeconds(20, [&] { linearProduct(one, w32); });
     r[key + "bf16_prefill_rate_vs_f32"] = float_many / half_many;  // >= 0.8 wanted
-    r[key + "bf16_decode_speedup_vs_f32"] = float_one / half_one;   // > 1: half the bytes
+    r[key + "bf16_decode_speedup_vs_f32"] = float_one / half_one;  // > 1: half the bytes
 }
 
 // Writes the in-memory model and experts as files (BF16), so that opening them from disk can be measured.
@@ -162,7 +164,8 @@ void writeScaleFiles(const fs::path& dir, const T5ModelImpl& model, const std::v
     err << "bench: writing the model to " << (dir / "model").string() << "\n";
     saveT5(dir / "model", model, DType::BF16);
     for (size_t i = 0; i < experts.size(); ++i) {
-        if (i % 16 == 0) err << "bench: writing experts " << i << ".." << std::min(i + 16, experts.size()) << "\n";
+        if (i % 16 == 0)
+            err << "bench: writing experts " << i << ".." << std::min(i + 16, experts.size()) << "\n";
         saveLoraExpert(experts[i], dir / "library" / experts[i].name, DType::BF16);
     }
 }
@@ -191,7 +194,8 @@ void runScaleBench(CommandContext& ctx) {
         r[key + "library_open_s"] = opened["library_open_s"];
         r[key + "library_experts"] = opened["library_experts"];
         r[key + "disk_peak_rss_gb"] = opened["peak_rss_mb"].get<double>() * 1024 * 1024 / 1e9;
-        r[key + "disk_weights_gb"] = (opened["weights_mb"].get<double>() + opened["library_mb"].get<double>()) / 1e3;
+        r[key + "disk_weights_gb"] =
+            (opened["weights_mb"].get<double>() + opened["library_mb"].get<double>()) / 1e3;
     }
     compareWithFloat32(config, key, r);
     ctx.err << "bench: building the " << scale.name << "-shaped model and " << count
@@ -211,8 +215,8 @@ void runScaleBench(CommandContext& ctx) {
 
     if (ctx.parser.isSet("write")) writeScaleFiles(ctx.value("write"), *model, experts, ctx.err);
 
-    auto router = makeRouter(*model, experts,
-                             {.method = routingMethodName(RoutingMethodId::Phatgoose), .top_k = 2});
+    auto router =
+        makeRouter(*model, experts, {.method = routingMethodName(RoutingMethodId::Phatgoose), .top_k = 2});
     r[key + "router_gb"] = double(router->bytes()) / 1e9;
     const int rounds = int(ctx.integer("rounds", 1, 10));
     SideTimes base, routed;
@@ -227,7 +231,8 @@ void runScaleBench(CommandContext& ctx) {
     r[key + "prefill_b8_tokens_per_s"] = 1024.0 / base.prefill_b8;
     r[key + "decode_ms_per_token_pos16"] = base.decode16;
     r[key + "decode_ms_per_token_pos128"] = base.decode128;
-    const double bound_ms = double(decoderReadBytes(*model)) / (r["read_bandwidth_gbs"].get<double>() * 1e9) * 1e3;
+    const double bound_ms =
+        double(decoderReadBytes(*model)) / (r["read_bandwidth_gbs"].get<double>() * 1e9) * 1e3;
     r[key + "decode_bandwidth_bound_ms"] = bound_ms;
     r[key + "decode_fraction_of_bandwidth_bound"] = bound_ms / base.decode16;
     r[key + "phatgoose_prefill_vs_base"] = routed.prefill_b1 / base.prefill_b1;

@@ -1,6 +1,6 @@
 // info, tokenize, generate, logits: the engine from the command line.
-#include <nlohmann/json.hpp>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 
@@ -168,7 +168,8 @@ void runLogits(CommandContext& ctx) {
         timings.addGeneration(greedy_timings, nullptr, "greedy ");
     }
     ctx.out << j.dump() << "\n";
-    if (router) timings.add("routing", router->routingSeconds() * 1e3, "inside the routed layers, all passes");
+    if (router)
+        timings.add("routing", router->routingSeconds() * 1e3, "inside the routed layers, all passes");
     timings.print(ctx.err);
 }
 

@@ -59,7 +59,8 @@ void printTopExperts(std::ostream& out, const RoutingTrace& trace, bool decoder_
     const auto share = topOneShares(trace, decoder_rows, int64_t(pieces.size()));
     out << (decoder_rows ? "\nDecoder tokens" : "\nEncoder tokens")
         << ": the experts that were the token's top choice most often (share of its modules)\n";
-    out << std::setw(4) << "#" << "  " << padded("token", 16) << " top experts\n";
+    out << std::setw(4) << "#"
+        << "  " << padded("token", 16) << " top experts\n";
     for (size_t t = 0; t < pieces.size(); ++t) {
         std::vector<size_t> order(trace.expert_names.size());
         for (size_t e = 0; e < order.size(); ++e) order[e] = e;
@@ -142,23 +143,24 @@ void runRoute(CommandContext& ctx) {
 }  // namespace
 
 std::vector<Command> routingCommands() {
-    return {{"route", "Generate under a routing method and show the experts every token used.",
-             [](QCommandLineParser& p) {
-                 p.addOption({{"model", "m"}, "Model folder in Hugging Face layout.", "DIR"});
-                 p.addOption({"json", "Print {\"output\", \"trace\"} as JSON (the full routing trace)."});
-                 p.addOption({"db", "Also save the routing trace in this results database.", "FILE"});
-                 p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
-                 declareTimingsOption(p);
-                 p.addOption({"top", "Experts listed per token, by share of its modules (default 3).", "N", "3"});
-                 p.addOption({"all-columns", "Print one column per expert (the share of every expert) instead."});
-                 const QString tokens = QString::number(GenerationOptions{}.max_new_tokens);
-                 p.addOption({"max-new-tokens", "Stop after this many new tokens (default " + tokens + ").",
-                              "N", tokens});
-                 declareInputLimit(p);
-                 declareRoutingOptions(p);
-                 p.addPositionalArgument("TEXT", "The input text.");
-             },
-             runRoute}};
+    return {
+        {"route", "Generate under a routing method and show the experts every token used.",
+         [](QCommandLineParser& p) {
+             p.addOption({{"model", "m"}, "Model folder in Hugging Face layout.", "DIR"});
+             p.addOption({"json", "Print {\"output\", \"trace\"} as JSON (the full routing trace)."});
+             p.addOption({"db", "Also save the routing trace in this results database.", "FILE"});
+             p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
+             declareTimingsOption(p);
+             p.addOption({"top", "Experts listed per token, by share of its modules (default 3).", "N", "3"});
+             p.addOption({"all-columns", "Print one column per expert (the share of every expert) instead."});
+             const QString tokens = QString::number(GenerationOptions{}.max_new_tokens);
+             p.addOption({"max-new-tokens", "Stop after this many new tokens (default " + tokens + ").", "N",
+                          tokens});
+             declareInputLimit(p);
+             declareRoutingOptions(p);
+             p.addPositionalArgument("TEXT", "The input text.");
+         },
+         runRoute}};
 }
 
 }  // namespace phatgoose

@@ -21,11 +21,13 @@ void TimingReport::add(const std::string& phase, double ms, const std::string& d
 }
 
 void declareTimingsOption(QCommandLineParser& parser) {
-    parser.addOption({"timings",
-                      "Print where the time went on stderr: load, tokenize, encode, per-token decode, routing."});
+    parser.addOption(
+        {"timings",
+         "Print where the time went on stderr: load, tokenize, encode, per-token decode, routing."});
 }
 
-void TimingReport::addGeneration(const GenerationTimings& g, const Router* router, const std::string& prefix) {
+void TimingReport::addGeneration(const GenerationTimings& g, const Router* router,
+                                 const std::string& prefix) {
     if (!enabled_) return;
     std::ostringstream enc;
     enc << std::fixed << std::setprecision(1) << g.encoded_tokens << " tokens, "

@@ -59,7 +59,8 @@ ExpertLibrary ExpertLibrary::open(const fs::path& dir, const T5Config& base, con
         try {
             library.experts_.push_back(loadLoraExpert(folder, base));
             bytes += library.experts_.back().parameterBytes();
-            if (opening.progress) opening.progress(int64_t(library.experts_.size()), int64_t(folders.size()), bytes);
+            if (opening.progress)
+                opening.progress(int64_t(library.experts_.size()), int64_t(folders.size()), bytes);
         } catch (const Error& e) {
             throw Error(dir.string() + ": expert '" + folder.filename().string() +
                         "' cannot be loaded: " + e.what());

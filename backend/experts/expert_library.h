@@ -27,7 +27,8 @@ struct ExpertListing {
 struct LibraryOpening {
     // After each expert: experts done, experts in all, bytes of their factors so far.
     std::function<void(int64_t done, int64_t total, int64_t bytes)> progress;
-    const std::atomic<bool>* cancel = nullptr;  // checked between experts; set: Error "...: opening cancelled"
+    const std::atomic<bool>* cancel =
+        nullptr;  // checked between experts; set: Error "...: opening cancelled"
 };
 
 class ExpertLibrary {

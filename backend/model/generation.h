@@ -10,14 +10,14 @@ namespace phatgoose {
 // Where generation's time went (for --timings): the encoder pass and every decoding step.
 struct GenerationTimings {
     double encode_ms = 0.0;
-    int64_t encoded_tokens = 0;    // input positions, padding included
+    int64_t encoded_tokens = 0;   // input positions, padding included
     std::vector<double> step_ms;  // one per decoding step (a beam-search step decodes every beam at once)
 };
 
 struct GenerationOptions {
     int64_t max_new_tokens = 32;
-    int64_t num_beams = 1;        // 1 = greedy
-    double length_penalty = 1.0;  // beam score = sum log p / length^length_penalty
+    int64_t num_beams = 1;                 // 1 = greedy
+    double length_penalty = 1.0;           // beam score = sum log p / length^length_penalty
     GenerationTimings* timings = nullptr;  // filled (added to) when set
 };
 

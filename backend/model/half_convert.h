@@ -65,8 +65,8 @@ PHATGOOSE_AVX2 inline float laneTotal(__m256 v) {
 
 // AVX2, FMA and F16C: what the vector paths need.
 inline bool cpuHasAvx2Fma() {
-    static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                            __builtin_cpu_supports("f16c");
+    static const bool has =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     return has;
 }
 

@@ -54,7 +54,8 @@ bool keepsStoredDtype(const TensorInfo& info) {
 }
 
 // The parameter becomes a view of the file's mapping: no copy, pages read when first used.
-void bindTo(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info, torch::Tensor& param) {
+void bindTo(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info,
+            torch::Tensor& param) {
     if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
         throw Error(file->path().string() + ": tensor '" + info.name + "' has dtype " +
                     std::string(dtypeName(info.dtype)) + "; model weights must be F32, F16 or BF16");

@@ -29,7 +29,8 @@ torch::Tensor mappedTensor(const std::shared_ptr<const SafetensorsFile>& file, c
         torchType(info.dtype, file->path().string() + ": tensor '" + info.name + "'"));
     if (info.numel() == 0) return torch::empty(info.shape, options);
     if (void* data = file->mapped(info))
-        return torch::from_blob(data, info.shape, [keep = file](void*) {}, options);
+        return torch::from_blob(
+            data, info.shape, [keep = file](void*) {}, options);
     torch::Tensor raw = torch::empty(info.shape, options);
     file->read(info, raw.data_ptr());
     return raw;

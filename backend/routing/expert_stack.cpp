@@ -86,7 +86,8 @@ torch::Tensor ExpertStack::applyDense(const torch::Tensor& x, const torch::Tenso
     // Every expert's full delta for every token: [N, T, d_out]; then a dense [T, N] weight matrix.
     std::vector<torch::Tensor> deltas;
     for (const Member& m : members_)
-        deltas.push_back(torch::mm(torch::mm(x, m.A.to(torch::kFloat).t()), m.B.to(torch::kFloat).t()) * m.scale);
+        deltas.push_back(torch::mm(torch::mm(x, m.A.to(torch::kFloat).t()), m.B.to(torch::kFloat).t()) *
+                         m.scale);
     torch::Tensor all = torch::stack(deltas);
     torch::Tensor dense = torch::zeros({x.size(0), size()}).scatter_add(1, experts, weights);
     return torch::einsum("ntd,tn->td", {all, dense});
@@ -121,10 +122,11 @@ void ExpertStack::addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, cons
         const int64_t first = start[size_t(e)];
         return RoutedRows{&token_of[size_t(first)], &weight_of[size_t(first)], start[size_t(e + 1)] - first};
     };
-    // Prefill-sized work goes to two threads: the down products split by expert (each writes its own rows
-    // of h), the up products by output column (each thread adds into its own columns of every row).
-    // Decoding's single row stays on one thread, where waking the helper would cost more than it saves.
-    const bool split = pairs >= 16;
+    // Prefill-sized work on wide layers goes to two threads: the down products split by expert (each writes
+    // its own rows of h), the up products by output column (each thread adds into its own columns of every
+    // row). Decoding's single row, and narrow layers (t5-small's 512), stay on one thread: measured, waking
+    // the helper next to OpenBLAS's spinning workers cost more than it saved there.
+    const bool split = pairs >= 16 && d_out >= 1024;
     runOnTwoThreads(int64_t(used.size()), split ? 1 : int64_t(used.size()) + 1, [&](int64_t u0, int64_t u1) {
         for (int64_t u = u0; u < u1; ++u) {
             const int64_t e = used[size_t(u)];

@@ -262,15 +262,16 @@ void down(const float* x, int64_t d_in, const RoutedRows& rows, Factor A, int64_
 }
 
 template <class E>
-void up(float* out, int64_t stride, int64_t d_out, const RoutedRows& rows, const float* h, Factor B, int64_t r,
-        LoraIsa isa) {
+void up(float* out, int64_t stride, int64_t d_out, const RoutedRows& rows, const float* h, Factor B,
+        int64_t r, LoraIsa isa) {
     if (isa == LoraIsa::Avx2 && rows.count >= 2) {
         thread_local std::vector<float> Bt;
         Bt.resize(size_t(r * d_out));
         transposeB<E>(typed<E>(B), d_out, r, Bt.data());
         return upTransposed(out, stride, d_out, rows, h, Bt.data(), r);
     }
-    if (isa == LoraIsa::Avx2 && r <= kMaxVectorRank) return upAvx2<E>(out, stride, d_out, rows, h, typed<E>(B), r);
+    if (isa == LoraIsa::Avx2 && r <= kMaxVectorRank)
+        return upAvx2<E>(out, stride, d_out, rows, h, typed<E>(B), r);
     upPortable<E>(out, stride, d_out, rows, h, typed<E>(B), r);
 }
 

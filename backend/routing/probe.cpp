@@ -11,7 +11,8 @@ ProbeOutcome probeWithRouter(PretrainedT5& t5, Router& router, const std::string
     ProbeOutcome out;
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<int64_t> input = t5.tokenizer->encode(prompt);
-    out.tokenize_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    out.tokenize_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const size_t length = input.size();
     if (truncateKeepingEos(input, max_input_tokens, t5.config.eos_token_id))
         out.warnings.push_back("the prompt has " + std::to_string(length) + " tokens and was cut to " +

@@ -145,11 +145,10 @@ void ExpertsView::updateCounts() {
     const int total = int(model_->experts().size());
     const auto gated = std::count_if(model_->experts().begin(), model_->experts().end(),
                                      [](const ExpertRowView& e) { return e.has_gate; });
-    counts_->setText(shownCount() == total ? tr("%1 experts · %2 with a gate").arg(total).arg(gated)
-                                           : tr("%1 of %2 experts shown · %3 with a gate")
-                                                 .arg(shownCount())
-                                                 .arg(total)
-                                                 .arg(gated));
+    counts_->setText(
+        shownCount() == total
+            ? tr("%1 experts · %2 with a gate").arg(total).arg(gated)
+            : tr("%1 of %2 experts shown · %3 with a gate").arg(shownCount()).arg(total).arg(gated));
 }
 
 const QList<ExpertRowView>& ExpertsView::experts() const {
@@ -187,8 +186,9 @@ void ExpertsView::showCurves() {
         plotCurve(plot_->graph(1), {}, tr("gate training"));
         title_->setText(QString());
         plot_->legend->setVisible(false);
-        setPlotHint(plot_, model_->experts().isEmpty() ? tr("No experts loaded: open a workspace or a library")
-                                                       : tr("Select an expert to see its loss curves"));
+        setPlotHint(plot_, model_->experts().isEmpty()
+                               ? tr("No experts loaded: open a workspace or a library")
+                               : tr("Select an expert to see its loss curves"));
         replotWhenShown();
         return;
     }

@@ -38,8 +38,8 @@ void ExpertLegend::setEntries(std::vector<Entry> entries, const QString& unit) {
     for (const Entry& e : entries_) {
         // "1 module", "3 modules": the unit is given in the plural.
         const QString units = e.count == 1 && unit.endsWith('s') ? unit.chopped(1) : unit;
-        auto* item =
-            new QListWidgetItem(swatch(expertColor(e.expert)), tr("%1  (%2 %3)").arg(e.name).arg(e.count).arg(units), this);
+        auto* item = new QListWidgetItem(swatch(expertColor(e.expert)),
+                                         tr("%1  (%2 %3)").arg(e.name).arg(e.count).arg(units), this);
         item->setToolTip(e.name);
     }
     updateGeometry();

@@ -3,8 +3,8 @@
 #include <QHBoxLayout>
 #include <QScrollBar>
 #include <QSplitter>
-#include <algorithm>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -93,7 +93,8 @@ void GateScoresView::clear() {
     legend_->setVisible(false);
     scores_title_->setText(QString());
     modules_title_->setText(QString());
-    setPlotHint(scores_plot_, tr("Select a token (click the heatmap or a token chip) to see its expert scores"));
+    setPlotHint(scores_plot_,
+                tr("Select a token (click the heatmap or a token chip) to see its expert scores"));
     setPlotHint(modules_plot_, tr("...and here its top-1 expert at every module"));
     scores_plot_->replot();
     modules_plot_->replot();
@@ -196,7 +197,8 @@ void GateScoresView::drawModules(const SiteRouting& site, int token) {
         if (top >= 0) ++wins[top];
     std::vector<ExpertLegend::Entry> entries;
     for (const auto& [top, count] : wins) {
-        by_expert[top] = addBars(p, QString::fromStdString(trace_.expert_names[size_t(top)]), expertColor(top));
+        by_expert[top] =
+            addBars(p, QString::fromStdString(trace_.expert_names[size_t(top)]), expertColor(top));
         entries.push_back({top, QString::fromStdString(trace_.expert_names[size_t(top)]), count});
     }
     legend_->setEntries(entries, tr("modules"));

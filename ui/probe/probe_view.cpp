@@ -122,15 +122,17 @@ QWidget* ProbeView::buildModulePicker() {
     expert_filter_ = new QLineEdit(box);
     expert_filter_->setPlaceholderText(tr("Find experts..."));
     expert_filter_->setClearButtonEnabled(true);
-    expert_filter_->setToolTip(tr("Show only the experts whose name contains this text (heatmap rows and "
-                                  "score bars)"));
+    expert_filter_->setToolTip(
+        tr("Show only the experts whose name contains this text (heatmap rows and "
+           "score bars)"));
     expert_limit_ = new QSpinBox(box);
     expert_limit_->setRange(0, 100000);
     expert_limit_->setValue(RoutingHeatmap::kDefaultExpertLimit);
     expert_limit_->setSpecialValueText(tr("all"));
     expert_limit_->setPrefix(tr("top "));
-    expert_limit_->setToolTip(tr("Heatmap rows: the experts with the largest weight anywhere in this prompt at "
-                                 "this module; 'all' shows every expert (the plot scrolls)"));
+    expert_limit_->setToolTip(
+        tr("Heatmap rows: the experts with the largest weight anywhere in this prompt at "
+           "this module; 'all' shows every expert (the plot scrolls)"));
     auto* row = new QHBoxLayout(box);
     row->setContentsMargins(0, 0, 0, 0);
     row->addWidget(new QLabel(tr("<b>Module</b>"), box));
@@ -171,7 +173,8 @@ QString ProbeView::prompt() const {
 }
 
 void ProbeView::suggestPrompt(const QString& prompt) {
-    if (!prompt_->isModified()) prompt_->setText(prompt);  // setText clears the flag: later suggestions still apply
+    if (!prompt_->isModified())
+        prompt_->setText(prompt);  // setText clears the flag: later suggestions still apply
 }
 
 void ProbeView::setPrompt(const QString& prompt) {

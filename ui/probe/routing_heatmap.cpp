@@ -31,7 +31,10 @@ QString namePrefix(const QString& name) {
 }
 
 RoutingHeatmap::RoutingHeatmap(QWidget* parent)
-    : QWidget(parent), plot_(new QCustomPlot), scroll_(new QScrollArea(this)), legend_(new ExpertLegend(this)) {
+    : QWidget(parent),
+      plot_(new QCustomPlot),
+      scroll_(new QScrollArea(this)),
+      legend_(new ExpertLegend(this)) {
     auto* layout = new QHBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     scroll_->setWidget(plot_);
@@ -185,11 +188,12 @@ std::vector<int> RoutingHeatmap::expertsToShow(const SiteRouting& site) const {
     const int experts = int(trace_.expert_names.size());
     std::vector<double> largest(size_t(experts), 0.0);
     for (size_t i = 0; i < site.experts.size(); ++i)
-        largest[size_t(site.experts[i])] = std::max(largest[size_t(site.experts[i])], double(site.weights[i]));
+        largest[size_t(site.experts[i])] =
+            std::max(largest[size_t(site.experts[i])], double(site.weights[i]));
     std::vector<int> matching;
     for (int e = 0; e < experts; ++e)
-        if (expert_filter_.isEmpty() ||
-            QString::fromStdString(trace_.expert_names[size_t(e)]).contains(expert_filter_, Qt::CaseInsensitive))
+        if (expert_filter_.isEmpty() || QString::fromStdString(trace_.expert_names[size_t(e)])
+                                            .contains(expert_filter_, Qt::CaseInsensitive))
             matching.push_back(e);
     if (expert_limit_ > 0 && int(matching.size()) > expert_limit_) {
         std::stable_sort(matching.begin(), matching.end(),
@@ -204,11 +208,13 @@ std::vector<int> RoutingHeatmap::expertsToShow(const SiteRouting& site) const {
 // (fewer groups than half the rows: "count_words" and "reverse_words" are not a grouping).
 void RoutingHeatmap::markGroups() {
     QSet<QString> groups;
-    for (int e : row_experts_) groups.insert(namePrefix(QString::fromStdString(trace_.expert_names[size_t(e)])));
+    for (int e : row_experts_)
+        groups.insert(namePrefix(QString::fromStdString(trace_.expert_names[size_t(e)])));
     if (groups.size() * 2 > int(row_experts_.size())) return;
     QString previous;
     for (size_t r = 0; r < row_experts_.size(); ++r) {
-        const QString group = namePrefix(QString::fromStdString(trace_.expert_names[size_t(row_experts_[r])]));
+        const QString group =
+            namePrefix(QString::fromStdString(trace_.expert_names[size_t(row_experts_[r])]));
         if (r > 0 && group != previous) {
             auto* line = new QCPItemStraightLine(plot_);
             line->setPen(QPen(QColor(255, 255, 255), 2));
@@ -241,12 +247,13 @@ void RoutingHeatmap::drawWeights(const SiteRouting& site) {
     for (int r = 0; r < rows; ++r)
         y_ticks->addTick(r, QString::fromStdString(trace_.expert_names[size_t(row_experts_[size_t(r)])]));
     plot_->yAxis->setTicker(y_ticks);
-    plot_->yAxis->setLabel(rows == total ? tr("expert")
-                                         : tr("expert (%1 of %2: largest weight in this prompt%3)")
-                                               .arg(rows)
-                                               .arg(total)
-                                               .arg(expert_filter_.isEmpty() ? QString()
-                                                                             : tr(", matching '%1'").arg(expert_filter_)));
+    plot_->yAxis->setLabel(
+        rows == total
+            ? tr("expert")
+            : tr("expert (%1 of %2: largest weight in this prompt%3)")
+                  .arg(rows)
+                  .arg(total)
+                  .arg(expert_filter_.isEmpty() ? QString() : tr(", matching '%1'").arg(expert_filter_)));
     markGroups();
     map_->setGradient(QCPColorGradient(QCPColorGradient::gpThermal));
     map_->setDataRange(QCPRange(0, 1));
@@ -288,7 +295,8 @@ void RoutingHeatmap::drawTopExperts() {
         std::vector<ExpertLegend::Entry> entries;
         for (int e = 0; e < experts; ++e)
             if (count[size_t(e)] > 0)
-                entries.push_back({e, QString::fromStdString(trace_.expert_names[size_t(e)]), count[size_t(e)]});
+                entries.push_back(
+                    {e, QString::fromStdString(trace_.expert_names[size_t(e)]), count[size_t(e)]});
         legend_->setEntries(entries, tr("cells"));
         legend_->setVisible(true);
         scale_->setVisible(false);  // a strip of 166 unnamed bands says nothing the legend does not
