@@ -93,6 +93,7 @@ class TestSafetensors : public QObject {
 private Q_SLOTS:
     void roundTripKeepsEveryByte();
     void headerIsPaddedAndLaidOutInOrder();
+    void mappedBytesAreTheFilesOrNothing();
     void referenceModelParses();
     void badFilesAreClearErrors_data();
     void badFilesAreClearErrors();
@@ -171,6 +172,32 @@ void TestSafetensors::headerIsPaddedAndLaidOutInOrder() {
     const std::string bytes = readBytes(path);
     const std::string header = bytes.substr(8, file.header().data_offset - 8);
     QVERIFY(header.find("__metadata__") == std::string::npos);  // no metadata given, none written
+}
+
+// mapped(): the file's own bytes in place, a private copy on write (the file never changes), and nothing for
+// bytes not aligned for their dtype (a U8 [3] first puts the F32 after it at an odd offset): the loader
+// then reads them instead.
+void TestSafetensors::mappedBytesAreTheFilesOrNothing() {
+    const std::vector<char> a = patternBytes(8, 1), b = patternBytes(3, 2), c = patternBytes(4, 3);
+    QTemporaryDir dir;
+    const auto path = pathIn(dir, "mapped.safetensors");
+    phatgoose::writeSafetensors(path, {{"a", DType::F32, {2}, a.data()},
+                                       {"b", DType::U8, {3}, b.data()},
+                                       {"c", DType::F32, {1}, c.data()}});
+    const std::string before = readBytes(path);
+    {
+        const SafetensorsFile file(path);
+        char* first = static_cast<char*>(file.mapped(*file.header().find("a")));
+        QVERIFY(first);
+        QCOMPARE(std::vector<char>(first, first + 8), a);
+        QVERIFY(file.mapped(*file.header().find("c")) == nullptr);  // offset 11: not a multiple of 4
+        std::vector<char> read(4);
+        file.read(*file.header().find("c"), read.data());
+        QCOMPARE(read, c);
+        first[0] = 42;  // this process's page only
+        file.releasePages();
+    }
+    QCOMPARE(readBytes(path), before);
 }
 
 void TestSafetensors::referenceModelParses() {

@@ -8,6 +8,7 @@
 #include "cli/bench_measure.h"
 #include "experts/lora_expert.h"
 #include "model/t5_loader.h"
+#include "model/tensor_io.h"
 #include "model/weight_kernels.h"
 #include "routing/lora_kernels.h"
 #include "routing/router.h"
@@ -70,8 +71,7 @@ T5Model bf16Model(const T5Config& config) {
     uint64_t seed = 1;
     for (auto& p : model->named_parameters()) {
         torch::Tensor& t = p.value();
-        const bool matrix = t.dim() == 2 && p.key().find("relative_attention_bias") == std::string::npos;
-        if (!matrix) {
+        if (!keepsStoredDtype(p.key(), size_t(t.dim()))) {
             if (p.key().find("layer_norm") != std::string::npos)
                 t.fill_(1.0);
             else

@@ -47,12 +47,6 @@ std::vector<fs::path> modelWeightFiles(const fs::path& dir) {
 
 namespace {
 
-// Weight matrices stay in their stored dtype (the products read BF16/F16 directly: model/weight_kernels.h);
-// the small rest (layer norms, relative position biases) is widened to float32 once.
-bool keepsStoredDtype(const TensorInfo& info) {
-    return info.shape.size() == 2 && info.name.find("relative_attention_bias") == std::string::npos;
-}
-
 // The parameter becomes a view of the file's mapping: no copy, pages read when first used.
 void bindTo(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info,
             torch::Tensor& param) {
@@ -61,7 +55,7 @@ void bindTo(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo
                     std::string(dtypeName(info.dtype)) + "; model weights must be F32, F16 or BF16");
     torch::NoGradGuard no_grad;
     torch::Tensor stored = mappedTensor(file, info);
-    param.set_data(keepsStoredDtype(info) ? stored : stored.to(torch::kFloat));
+    param.set_data(keepsStoredDtype(info.name, info.shape.size()) ? stored : stored.to(torch::kFloat));
 }
 
 void checkShape(const SafetensorsFile& file, const TensorInfo& info, const torch::Tensor& param) {

@@ -36,6 +36,10 @@ torch::Tensor mappedTensor(const std::shared_ptr<const SafetensorsFile>& file, c
     return raw;
 }
 
+bool keepsStoredDtype(const std::string& name, size_t dims) {
+    return dims == 2 && name.find("relative_attention_bias") == std::string::npos;
+}
+
 int64_t tensorBytes(const torch::Tensor& t) {
     return t.numel() * int64_t(t.element_size());
 }

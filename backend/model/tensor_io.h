@@ -24,6 +24,11 @@ torch::Tensor readAsFloat32(DType dtype, const std::vector<int64_t>& shape,
 // into fresh memory instead when the bytes are not aligned. Throws naming the file for other dtypes.
 torch::Tensor mappedTensor(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info);
 
+// Whether a model tensor is kept in its stored dtype when loaded: the weight matrices (linear layers, the
+// embedding, the LM head), which the products read as stored. The small rest (layer norms, relative
+// position biases) is widened to float32 once.
+bool keepsStoredDtype(const std::string& name, size_t dims);
+
 // Bytes of a tensor's data (numel * element size).
 int64_t tensorBytes(const torch::Tensor& t);
 
