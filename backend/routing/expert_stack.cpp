@@ -33,8 +33,10 @@ ExpertStack::ExpertStack(const std::string& site, const std::vector<const LoraEx
     d_out_ = first.B.size(0);
     for (const LoraExpert* e : experts) {
         const LoraModule& m = e->modules.at(site);
-        factorType(m.A), factorType(m.B);
-        members_.push_back({m.A.detach().contiguous(), m.B.detach().contiguous(), e->scale()});
+        Member member{m.A.detach().contiguous(), m.B.detach().contiguous(), {}, {}, e->scale()};
+        member.a = {member.A.data_ptr(), factorType(member.A)};
+        member.b = {member.B.data_ptr(), factorType(member.B)};
+        members_.push_back(std::move(member));
         max_rank_ = std::max(max_rank_, m.A.size(0));
     }
 }
@@ -131,15 +133,14 @@ void ExpertStack::addGroupedRaw(torch::Tensor& out, const torch::Tensor& x, cons
         for (int64_t u = u0; u < u1; ++u) {
             const int64_t e = used[size_t(u)];
             const Member& m = members_[size_t(e)];
-            loraDown(xp, d_in, rowsOf(e), {m.A.data_ptr(), factorType(m.A)}, m.A.size(0),
-                     &h[size_t(start[size_t(e)] * r)]);
+            loraDown(xp, d_in, rowsOf(e), m.a, m.A.size(0), &h[size_t(start[size_t(e)] * r)]);
         }
     });
     runOnTwoThreads(d_out, split ? 64 : d_out + 1, [&](int64_t c0, int64_t c1) {
         for (int64_t e : used) {
             const Member& m = members_[size_t(e)];
             const int64_t rank_e = m.A.size(0);
-            const Factor B = factorRows({m.B.data_ptr(), factorType(m.B)}, c0, rank_e);
+            const Factor B = factorRows(m.b, c0, rank_e);
             loraUpAdd(op + c0, c1 - c0, rowsOf(e), &h[size_t(start[size_t(e)] * r)], B, rank_e, bestLoraIsa(),
                       d_out);
         }

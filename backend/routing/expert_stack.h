@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "routing/lora_kernels.h"
+
 namespace phatgoose {
 
 struct LoraExpert;
@@ -48,6 +50,7 @@ private:
     struct Member {
         torch::Tensor A;  // [r, d_in], contiguous, as stored
         torch::Tensor B;  // [d_out, r], contiguous, as stored
+        Factor a, b;      // the same for the kernels
         double scale;     // s_i
     };
     std::vector<Member> members_;
