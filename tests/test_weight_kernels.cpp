@@ -6,7 +6,12 @@
 
 #include <torch/torch.h>
 
+#include "model/compute_policy.h"
 #include "model/weight_kernels.h"
+
+#include <mutex>
+#include <set>
+#include <thread>
 
 using namespace phatgoose;
 
@@ -78,6 +83,36 @@ private Q_SLOTS:
         const torch::Tensor x = torch::randn({3, 4}, torch::requires_grad());
         linearProduct(x, w).sum().backward();
         QVERIFY(torch::allclose(x.grad(), w.to(torch::kFloat).sum(0).expand({3, 4}), 1e-6, 1e-6));
+    }
+
+    // The compute policy: LibTorch on the calling thread, BLAS and the engine's kernels on `threads`; with
+    // one thread, runOnTwoThreads runs everything on the caller.
+    void computePolicySetsEveryPool() {
+        applyComputePolicy(1);
+        ComputeThreads t = computeThreads();
+        QCOMPARE(t.aten, 1);
+        QCOMPARE(t.kernels, 1);
+        std::set<std::thread::id> seen;
+        std::mutex lock;
+        runOnTwoThreads(1 << 20, 1, [&](int64_t, int64_t) {
+            std::lock_guard<std::mutex> guard(lock);
+            seen.insert(std::this_thread::get_id());
+        });
+        QCOMPARE(seen.size(), size_t(1));
+        QCOMPARE(*seen.begin(), std::this_thread::get_id());
+        if (std::thread::hardware_concurrency() >= 2) {
+            applyComputePolicy(2);
+            t = computeThreads();
+            QCOMPARE(t.aten, 1);
+            QCOMPARE(t.kernels, 2);
+            if (t.blas != 0) QCOMPARE(t.blas, 2);  // 0: the BLAS is not OpenBLAS
+            seen.clear();
+            runOnTwoThreads(1 << 20, 1, [&](int64_t, int64_t) {
+                std::lock_guard<std::mutex> guard(lock);
+                seen.insert(std::this_thread::get_id());
+            });
+            QCOMPARE(seen.size(), size_t(2));
+        }
     }
 
     void refusesMismatchedShapes() {

@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "experts/expert_library.h"
+#include "model/compute_policy.h"
 #include "model/model_summary.h"
 #include "model/t5_loader.h"
 #include "routing/probe.h"
@@ -16,7 +17,6 @@
 #include "store/results_store.h"
 
 // The Experts view and the training dialogs
-#include <dlfcn.h>
 
 #include <filesystem>
 #include <optional>
@@ -263,12 +263,6 @@ QList<ExpertRowView> rowsOf(const std::vector<LoraExpert>& experts) {
     return rows;
 }
 
-int openBlasThreads() {
-    using GetThreads = int (*)();
-    auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    return get ? get() : 0;
-}
-
 LoraExpert& expertNamed(std::vector<LoraExpert>& experts, const std::string& name) {
     for (LoraExpert& e : experts)
         if (e.name == name) return e;
@@ -307,10 +301,12 @@ void EngineWorker::listLibrary() {
     Q_EMIT libraryListed(engine_ ? rowsOf(engine_->experts) : QList<ExpertRowView>{});
 }
 
-void EngineWorker::describeCompute() {
-    const int blas = openBlasThreads();
-    QString text = tr("ATen %n thread(s)", nullptr, at::get_num_threads());
-    text += blas > 0 ? tr(", OpenBLAS %n thread(s)", nullptr, blas) : tr(", BLAS not OpenBLAS");
+void EngineWorker::startCompute() {
+    applyComputePolicy(0);  // on this thread: LibTorch's thread count is kept per thread
+    const ComputeThreads threads = computeThreads();
+    QString text =
+        threads.blas > 0 ? tr("OpenBLAS %n thread(s)", nullptr, threads.blas) : tr("BLAS not OpenBLAS");
+    text += tr(", engine kernels %n thread(s), ATen %1", nullptr, threads.kernels).arg(threads.aten);
     Q_EMIT computeDescribed(text);
 }
 

@@ -44,8 +44,9 @@ public Q_SLOTS:
     // ---- Experts view and training dialogs (the shell) ----
     // Emits libraryListed() with the loaded experts (empty when none).
     void listLibrary();
-    // Emits computeDescribed() with the compute threads (ATen intra-op and OpenBLAS).
-    void describeCompute();
+    // Applies the engine's compute policy (model/compute_policy.h) on the engine thread, then emits
+    // computeDescribed() with the threads it set.
+    void startCompute();
     // Trains the gate of each requested expert in turn. Each expert gets a "train-gate" run in the
     // workspace's results database and, once trained, its gate saved into its folder and the in-memory
     // expert updated. Clears the cancel flag first; requestCancel() stops at the next step, saving nothing

@@ -279,7 +279,7 @@ void MainWindow::buildShell() {
     statusBar()->addPermanentWidget(cancel_opening_);
     buildExpertsMenu();
     connectShell();
-    QMetaObject::invokeMethod(worker_, &EngineWorker::describeCompute, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(worker_, &EngineWorker::startCompute, Qt::QueuedConnection);
     // Last in the constructor, when every tab exists; whatever chooses a tab afterwards (main's --probe, no
     // workspace to open) wins over the saved one.
     restoreLayout();

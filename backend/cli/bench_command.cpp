@@ -9,11 +9,13 @@
 #include <ostream>
 #include <random>
 
+#include "cli/bench_encode.h"
 #include "cli/bench_measure.h"
 #include "cli/bench_scale.h"
 #include "cli/command.h"
 #include "error.h"
 #include "experts/lora_expert.h"
+#include "model/compute_policy.h"
 #include "model/t5_loader.h"
 #include "routing/lora_kernels.h"
 #include "routing/router.h"
@@ -140,13 +142,22 @@ void benchTraining(T5ModelImpl& m, const fs::path& dir, nlohmann::json& r) {
 void runBench(CommandContext& ctx) {
     if (ctx.parser.isSet("load-peak-rss")) return runOpenMeasurement(ctx);
     if (ctx.parser.isSet("scale")) return runScaleBench(ctx);
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
+    if (ctx.parser.isSet("encode-loop"))
+        return encodeLoop(ctx.value("encode-loop"), int(ctx.integer("rounds", 1, 100000)));
     torch::manual_seed(0);
     nlohmann::json r;
     r["blas"] = blasDescription();
-    r["threads"] = at::get_num_threads();
+    r["threads"] = computeThreads().blas;
+    r["kernel_threads"] = computeThreads().kernels;
     r["gemm_gflops"] = gemmGflops();
     r["mem_bandwidth_gbs"] = copyBandwidthGbs();
+    r.update(encodeBatchOneBench(r["gemm_gflops"].get<double>(), 7));
+    r["cli_startup_ms"] = cliStartupMs(5);
+    if (ctx.parser.isSet("only-encode")) {
+        ctx.out << r.dump(2) << "\n";
+        return;
+    }
 
     const T5Config config = smallConfig();
     const fs::path dir = fs::temp_directory_path() / ("phatgoose-bench-" + std::to_string(::getpid()));
@@ -188,7 +199,7 @@ std::vector<Command> benchCommands() {
          "Measure speed and memory on a t5-small-shaped random model, or with --scale on a published "
          "T5 shape with N BF16 experts in memory; prints JSON.",
          [](QCommandLineParser& p) {
-             p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
+             p.addOption(threadsOption());
              QCommandLineOption load("load-peak-rss", "Internal: load DIR and print its peak RSS.", "DIR");
              load.setFlags(QCommandLineOption::HiddenFromHelp);
              p.addOption(load);
@@ -212,6 +223,12 @@ std::vector<Command> benchCommands() {
                                         "DIR");
              library.setFlags(QCommandLineOption::HiddenFromHelp);
              p.addOption(library);
+             QCommandLineOption loop("encode-loop",
+                                     "Internal: encode SHAPE (small, base) --rounds times, for a profiler.",
+                                     "SHAPE");
+             loop.setFlags(QCommandLineOption::HiddenFromHelp);
+             p.addOption(loop);
+             p.addOption({"only-encode", "Measure only the batch-1 encoder shapes and the start-up time."});
              p.addOption({"skip-routing", "Skip the 64-expert PHATGOOSE measurements."});
              p.addOption({"skip-training", "Skip the expert- and gate-training measurements."});
          },

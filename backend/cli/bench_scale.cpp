@@ -7,6 +7,7 @@
 
 #include "cli/bench_measure.h"
 #include "experts/lora_expert.h"
+#include "model/compute_policy.h"
 #include "model/t5_loader.h"
 #include "model/tensor_io.h"
 #include "model/weight_kernels.h"
@@ -173,14 +174,15 @@ void writeScaleFiles(const fs::path& dir, const T5ModelImpl& model, const std::v
 }  // namespace
 
 void runScaleBench(CommandContext& ctx) {
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
     const Scale& scale = findScale(ctx.value("scale"));
     const std::string key = std::string(scale.name) + "_";
     const T5Config config = T5Config::fromJsonText(scale.config_json, std::string(scale.name) + " config");
     const int64_t count = ctx.integer("experts", 1, 4096);
     nlohmann::json r;
     r["blas"] = blasDescription();
-    r["threads"] = at::get_num_threads();
+    r["threads"] = computeThreads().blas;
+    r["kernel_threads"] = computeThreads().kernels;
     r["lora_kernels"] = loraIsaName(bestLoraIsa());
     r["gemm_gflops"] = gemmGflops();
     r["read_bandwidth_gbs"] = readBandwidthGbs();

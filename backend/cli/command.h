@@ -54,8 +54,8 @@ std::vector<Command> evalCommands();      // eval, results
 std::vector<Command> demoCommands();      // demo build
 std::vector<Command> libraryCommands();   // import, export (the authors' r-three libraries)
 
-// Sets LibTorch's (and OpenBLAS's) thread count; 0 leaves the default.
-void setComputeThreads(int threads);
+// --threads N: BLAS products and the engine's own kernels (model/compute_policy.h); 0 = every core.
+QCommandLineOption threadsOption();
 // "OpenBLAS 0.3.21 ..." or the BLAS library LibTorch resolved to.
 std::string blasDescription();
 

@@ -1,9 +1,8 @@
-// Threads and the BLAS behind LibTorch: Debian's LibTorch calls whatever libblas.so.3 the alternatives
+// The BLAS behind LibTorch: Debian's LibTorch calls whatever libblas.so.3 the alternatives
 // system points at, and the reference BLAS is 30x slower than OpenBLAS on this machine (docs/ARCHITECTURE.md,
 // "Machine facts").
 #include <dlfcn.h>
 #include <link.h>
-#include <torch/torch.h>
 
 #include <filesystem>
 
@@ -11,13 +10,9 @@
 
 namespace phatgoose {
 
-void setComputeThreads(int threads) {
-    if (threads <= 0) return;
-    at::set_num_threads(threads);
-    // OpenBLAS keeps its own pool; LibTorch's setting does not reach it.
-    using SetThreads = void (*)(int);
-    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-        set(threads);
+QCommandLineOption threadsOption() {
+    return {"threads", "Compute threads for BLAS products and the engine's kernels (0 = every core).", "N",
+            "0"};
 }
 
 std::string blasDescription() {

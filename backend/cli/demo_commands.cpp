@@ -7,6 +7,7 @@
 #include "cli/status_line.h"
 #include "demo/demo_builder.h"
 #include "error.h"
+#include "model/compute_policy.h"
 #include "version.h"
 
 namespace phatgoose {
@@ -40,7 +41,7 @@ void runDemo(CommandContext& ctx) {
     if (args.size() != 1 || args[0] != "build")
         throw UsageError("usage: phatgoose demo build --out DIR [--quick] [--seed N] [--replace]");
     ctx.required("out", "DIR");
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
     DemoBuildOptions options;
     options.out = ctx.value("out");
     options.scale = ctx.parser.isSet("quick") ? DemoScale::quick() : DemoScale::full();
@@ -72,7 +73,7 @@ std::vector<Command> demoCommands() {
              p.addOption({"seed", "Seed of the tasks, initialisation and training (default 7).", "N", "7"});
              p.addOption(
                  {"replace", "Replace DIR when it exists and is a workspace (never any other folder)."});
-             p.addOption({"threads", "Compute threads (default: LibTorch's choice).", "N", "0"});
+             p.addOption(threadsOption());
          },
          runDemo}};
 }

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "eval/evaluator.h"
 #include "experts/expert_library.h"
+#include "model/compute_policy.h"
 #include "model/t5_loader.h"
 #include "routing/expert_examples.h"
 #include "store/results_store.h"
@@ -143,7 +144,7 @@ std::vector<Dataset> loadDatasets(const CommandContext& ctx) {
 }
 
 void runEval(CommandContext& ctx) {
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
     const std::string model_dir = ctx.required("model", "DIR");
     EvalSettings settings;
     settings.methods = parseEvalMethods(ctx.value("methods"), ctx.integer("top-k", 1));
@@ -245,7 +246,7 @@ void declareEval(QCommandLineParser& p) {
          "and say which were left out)."});
     p.addOption({"skip-bad", "Skip and count malformed dataset lines instead of stopping."});
     p.addOption({"db", "Results database (the workspace's workbench.sqlite).", "FILE"});
-    p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
+    p.addOption(threadsOption());
     p.addPositionalArgument("FILES", "More datasets.", "[FILES...]");
 }
 

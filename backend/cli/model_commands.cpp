@@ -8,6 +8,7 @@
 #include "cli/routing_options.h"
 #include "cli/timing_report.h"
 #include "error.h"
+#include "model/compute_policy.h"
 #include "model/generation.h"
 #include "model/model_summary.h"
 #include "model/t5_loader.h"
@@ -19,7 +20,6 @@ using nlohmann::json;
 
 const QCommandLineOption kModel({"model", "m"}, "Model folder in Hugging Face layout.", "DIR");
 const QCommandLineOption kJson("json", "Print JSON instead of text.");
-const QCommandLineOption kThreads("threads", "Compute threads (0 = all cores).", "N", "0");
 
 std::string requireModel(const CommandContext& ctx) {
     return ctx.required("model", "DIR");
@@ -94,7 +94,7 @@ GenerationOptions generationOptions(const CommandContext& ctx) {
 }
 
 void runGenerate(CommandContext& ctx) {
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
     const std::string text = ctx.positionalText();
     if (text.empty()) throw Error("no input text given");
     TimingReport timings(ctx.parser.isSet("timings"));
@@ -130,7 +130,7 @@ json rows(const torch::Tensor& t) {  // [n, d] float -> [[...], ...]
 }
 
 void runLogits(CommandContext& ctx) {
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
     ctx.required("input-ids", "IDS");
     TimingReport timings(ctx.parser.isSet("timings"));
     PretrainedT5 t5 = loadPretrainedT5(requireModel(ctx), {.load_tokenizer = false});
@@ -205,7 +205,7 @@ std::vector<Command> modelCommands() {
          [=](QCommandLineParser& p) {
              p.addOption(kModel);
              p.addOption(kJson);
-             p.addOption(kThreads);
+             p.addOption(threadsOption());
              declareTimingsOption(p);
              generationFlags(p);
              declareRoutingOptions(p);
@@ -215,7 +215,7 @@ std::vector<Command> modelCommands() {
         {"logits", "Print teacher-forced logits and encoder states as JSON (for parity checks).",
          [](QCommandLineParser& p) {
              p.addOption(kModel);
-             p.addOption(kThreads);
+             p.addOption(threadsOption());
              declareTimingsOption(p);
              p.addOption({"input-ids", "Encoder input ids, comma separated (e.g. 13,7,5,1).", "IDS"});
              p.addOption({"decoder-ids", "Decoder input ids, starting with the start token 0.", "IDS", "0"});

@@ -10,6 +10,7 @@
 #include "cli/routing_options.h"
 #include "cli/timing_report.h"
 #include "error.h"
+#include "model/compute_policy.h"
 #include "model/generation.h"
 #include "routing/probe.h"
 #include "store/results_store.h"
@@ -98,7 +99,7 @@ void printShares(std::ostream& out, const RoutingTrace& trace, bool decoder_rows
 }
 
 void runRoute(CommandContext& ctx) {
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
     const std::string text = ctx.positionalText();
     if (text.empty()) throw Error("no input text given");
     const std::string model_dir = ctx.required("model", "DIR");
@@ -149,7 +150,7 @@ std::vector<Command> routingCommands() {
              p.addOption({{"model", "m"}, "Model folder in Hugging Face layout.", "DIR"});
              p.addOption({"json", "Print {\"output\", \"trace\"} as JSON (the full routing trace)."});
              p.addOption({"db", "Also save the routing trace in this results database.", "FILE"});
-             p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
+             p.addOption(threadsOption());
              declareTimingsOption(p);
              p.addOption({"top", "Experts listed per token, by share of its modules (default 3).", "N", "3"});
              p.addOption({"all-columns", "Print one column per expert (the share of every expert) instead."});

@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "error.h"
 #include "experts/lora_expert.h"
+#include "model/compute_policy.h"
 #include "model/t5_loader.h"
 #include "store/workspace.h"
 #include "training/expert_trainer.h"
@@ -112,7 +113,7 @@ RunOrigin cliOrigin(const fs::path& model_dir) {
 }
 
 void runTrainExpert(CommandContext& ctx) {
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
     const fs::path model_dir = ctx.required("model", "DIR");
     const fs::path data_path = ctx.required("data", "FILE");
     const fs::path out = ctx.required("out", "EXPERT_DIR");
@@ -165,7 +166,7 @@ fs::path gateData(const CommandContext& ctx, const LoraExpert& expert) {
 }
 
 void runTrainGate(CommandContext& ctx) {
-    setComputeThreads(ctx.threads());
+    applyComputePolicy(ctx.threads());
     const fs::path model_dir = ctx.required("model", "DIR");
     const fs::path expert_dir = ctx.required("expert", "EXPERT_DIR");
     const TrainingOptions options = trainingOptions(ctx, gateTrainingDefaults());
@@ -219,7 +220,7 @@ void declareTrainingFlags(QCommandLineParser& p, const TrainingOptions& d, const
     p.addOption({"skip-bad", "Skip malformed dataset lines instead of failing."});
     p.addOption({"db", "Also record the run and its loss curve in this results database.", "FILE"});
     p.addOption({"save-last-good", "If training diverges, save the weights from before the failing step."});
-    p.addOption({"threads", "Compute threads (0 = default).", "N", "0"});
+    p.addOption(threadsOption());
 }
 
 }  // namespace

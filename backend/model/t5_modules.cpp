@@ -2,9 +2,26 @@
 
 #include <cmath>
 
+#include "model/pointwise_kernels.h"
 #include "model/weight_kernels.h"
 
 namespace phatgoose {
+namespace {
+
+bool needsNoGradient(const torch::Tensor& t) {
+    return !torch::GradMode::is_enabled() || !t.requires_grad();
+}
+
+// The one-pass kernels (model/pointwise_kernels.h) have no backward: they serve passes that need no gradient.
+bool fusable(const torch::Tensor& t) {
+    return t.scalar_type() == torch::kFloat && t.is_contiguous() && needsNoGradient(t);
+}
+
+// From this many query rows on (prefill), attention runs one product per head on views of the projections;
+// below it (decoding, one row) two batched products cost less than 4 x heads product calls.
+constexpr int64_t kPerHeadQueryRows = 8;
+
+}  // namespace
 
 T5LinearImpl::T5LinearImpl(int64_t d_in, int64_t d_out) {
     weight = register_parameter("weight", torch::empty({d_out, d_in}));
@@ -24,6 +41,7 @@ T5LayerNormImpl::T5LayerNormImpl(int64_t d_model, double eps) : eps_(eps) {
 }
 
 torch::Tensor T5LayerNormImpl::forward(const torch::Tensor& x) {
+    if (fusable(x) && fusable(weight)) return rmsNorm(x, weight, eps_);
     torch::Tensor variance = x.pow(2).mean(-1, /*keepdim=*/true);
     return weight * (x * torch::rsqrt(variance + eps_));
 }
@@ -88,12 +106,41 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& x, const torch::Tens
             values = cache->self_v.narrow(2, 0, cache->length);
         }
     }
-    // T5 does not scale the scores by 1/sqrt(d_kv): the initialisation absorbs it.
+    return o->forward(attend(query, keys, values, bias));
+}
+
+// T5 does not scale the scores by 1/sqrt(d_kv): the initialisation absorbs it.
+torch::Tensor T5AttentionImpl::attend(const torch::Tensor& query, const torch::Tensor& keys,
+                                      const torch::Tensor& values, const torch::Tensor& bias) const {
+    const int64_t batch = query.size(0), q_len = query.size(2), k_len = keys.size(2);
+    const bool inference = needsNoGradient(query) && needsNoGradient(keys) && needsNoGradient(values);
+    if (inference && q_len >= kPerHeadQueryRows && query.scalar_type() == torch::kFloat) {
+        // Each head's [len, d_kv] is a strided view BLAS reads as it is (row stride heads * d_kv): no copies
+        // per head, and each head's context lands directly in its columns of the output.
+        torch::Tensor scores = torch::empty({batch, heads_, q_len, k_len}, query.options());
+        for (int64_t n = 0; n < batch; ++n)
+            for (int64_t h = 0; h < heads_; ++h) {
+                torch::Tensor out = scores[n][h];
+                torch::mm_out(out, query[n][h], keys[n][h].t());
+            }
+        biasSoftmaxInPlace(scores, bias);
+        torch::Tensor context = torch::empty({batch, q_len, heads_ * d_kv_}, query.options());
+        for (int64_t n = 0; n < batch; ++n)
+            for (int64_t h = 0; h < heads_; ++h) {
+                torch::Tensor out = context[n].narrow(1, h * d_kv_, d_kv_);
+                torch::mm_out(out, scores[n][h], values[n][h]);
+            }
+        return context;  // [batch, q_len, heads * d_kv]
+    }
     torch::Tensor scores = torch::matmul(query, keys.transpose(-1, -2));  // [batch, heads, q_len, k_len]
-    if (bias.defined()) scores = scores + bias;
-    torch::Tensor context = torch::matmul(torch::softmax(scores, -1), values);  // [batch, heads, q_len, d_kv]
-    context = context.transpose(1, 2).reshape({x.size(0), x.size(1), heads_ * d_kv_});
-    return o->forward(context);
+    if (fusable(scores)) {
+        biasSoftmaxInPlace(scores, bias);
+    } else {
+        if (bias.defined()) scores = scores + bias;
+        scores = torch::softmax(scores, -1);
+    }
+    torch::Tensor context = torch::matmul(scores, values);  // [batch, heads, q_len, d_kv]
+    return context.transpose(1, 2).reshape({batch, q_len, heads_ * d_kv_});
 }
 
 T5DenseImpl::T5DenseImpl(const T5Config& c) : activation_(c.activation) {
@@ -119,7 +166,12 @@ torch::Tensor T5DenseImpl::activate(const torch::Tensor& x) const {
 }
 
 torch::Tensor T5DenseImpl::forward(const torch::Tensor& x) {
-    torch::Tensor hidden = wi ? activate(wi->forward(x)) : activate(wi_0->forward(x)) * wi_1->forward(x);
+    torch::Tensor hidden = wi ? wi->forward(x) : wi_0->forward(x);
+    torch::Tensor gate = wi ? torch::Tensor() : wi_1->forward(x);
+    if (fusable(hidden) && (!gate.defined() || fusable(gate)))
+        activateInPlace(hidden, activation_, gate);
+    else
+        hidden = gate.defined() ? activate(hidden) * gate : activate(hidden);
     return wo->forward(hidden);
 }
 
@@ -205,8 +257,10 @@ torch::Tensor T5StackImpl::positionBias(int64_t q_offset, int64_t q_len, int64_t
     large = torch::min(large, torch::full_like(large, buckets - 1));
     bucket = bucket + torch::where(is_small, relative, large);
     const auto& table = blocks[0]->layers[0]->attention->relative_attention_bias;
+    // Contiguous once here rather than once per layer: the attention reads it row by row.
     return torch::embedding(table->weight, bucket)
         .permute({2, 0, 1})
+        .contiguous()
         .unsqueeze(0);  // [1, heads, q_len, k_len]
 }
 

@@ -70,6 +70,9 @@ public:
 
 private:
     torch::Tensor splitHeads(const torch::Tensor& x) const;  // [b, l, h*d] -> [b, h, l, d]
+    // softmax(query keys^T + bias) values, heads joined again: [b, h, q, d] x [b, h, k, d] -> [b, q, h*d].
+    torch::Tensor attend(const torch::Tensor& query, const torch::Tensor& keys, const torch::Tensor& values,
+                         const torch::Tensor& bias) const;
     void appendSelf(AttentionCache& cache, const torch::Tensor& k_new, const torch::Tensor& v_new) const;
     int64_t heads_, d_kv_;
 };

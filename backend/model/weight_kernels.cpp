@@ -8,13 +8,14 @@
 #include <vector>
 
 #include "error.h"
+#include "model/compute_policy.h"
 #include "model/half_convert.h"
 
 namespace phatgoose {
 namespace {
 
-// A second thread for the two-byte kernels. LibTorch runs one intra-op thread on this machine (OpenMP
-// reports one) while OpenBLAS keeps two, so at::parallel_for would leave half of the memory bandwidth and
+// A second thread for the engine's kernels. LibTorch runs one intra-op thread (model/compute_policy.h)
+// while OpenBLAS keeps its own pool, so at::parallel_for would leave half of the memory bandwidth and
 // of the conversion throughput to sgemm alone. One helper, woken per call: the caller takes one half of
 // the range, the helper the other. A second caller while it is busy simply runs its range alone.
 class HelperThread {
@@ -27,7 +28,8 @@ public:
     template <typename F>
     void split(int64_t n, int64_t grain, F&& fn) {
         std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-        if (!busy || n < 2 * grain || !thread_.joinable()) return fn(int64_t(0), n);
+        if (!busy || n < 2 * grain || !thread_.joinable() || !kernelsMayUseTwoThreads())
+            return fn(int64_t(0), n);
         const int64_t half = (n / 2 + grain - 1) / grain * grain;
         {
             std::lock_guard<std::mutex> lock(mutex_);
