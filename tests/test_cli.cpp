@@ -214,10 +214,13 @@ private Q_SLOTS:
         Run logits =
             cli({"logits", "--timings", "--model", tiny_, "--input-ids", "13,7,5,1", "--greedy", "3"});
         QCOMPARE(logits.code, 0);
-        for (const char* phase : {"load", "encode", "decode", "greedy encode", "greedy decode", "total"})
+        for (const char* phase : {"load", "encode", "decode", "greedy decode", "output", "total"})
             QVERIFY2(logits.err.find(std::string("phatgoose timings: ") + phase) != std::string::npos,
                      logits.err.c_str());
         QVERIFY(logits.err.find("(4 tokens") != std::string::npos);  // the encode line of the 4 input ids
+        // The input is encoded once: greedy decoding reuses the encoder output of the logits pass.
+        QVERIFY2(logits.err.find("greedy encode") == std::string::npos, logits.err.c_str());
+        QCOMPARE(logits.err.find("(4 tokens"), logits.err.rfind("(4 tokens"));
     }
 
     void everyCommandHasHelp_data() {

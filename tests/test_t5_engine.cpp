@@ -115,6 +115,40 @@ private Q_SLOTS:
         }
     }
 
+    // Given the inputs' encoder output, generation decodes from it (greedy over the padded batch, beam search
+    // per row) and gives what encoding inside generate() gives; an output of another shape is refused.
+    void givenEncoderOutputIsUsed_data() { families_data(); }
+    void givenEncoderOutputIsUsed() {
+        QFETCH(bool, gated);
+        PretrainedT5 t5 = tiny(gated);
+        TokenBatch batch = TokenBatch::fromRows(kInputs, 0);
+        torch::Tensor enc;
+        {
+            torch::InferenceMode guard;
+            enc = t5.model->encode(batch.ids, batch.mask);
+        }
+        for (int64_t beams : {int64_t(1), int64_t(3)}) {
+            GenerationOptions plain{.max_new_tokens = 10, .num_beams = beams};
+            GenerationOptions given = plain;
+            given.encoded = enc;
+            auto expected = generate(*t5.model, kInputs, plain);
+            auto got = generate(*t5.model, kInputs, given);
+            for (size_t i = 0; i < kInputs.size(); ++i) {
+                QCOMPARE(got[i].ids, expected[i].ids);
+                QVERIFY(std::abs(got[i].log_prob - expected[i].log_prob) < 1e-4);
+            }
+            // A different encoder output changes the result: the given one is really what is decoded from.
+            given.encoded = torch::zeros_like(enc);
+            auto from_zeros = generate(*t5.model, kInputs, given);
+            bool differs = false;
+            for (size_t i = 0; i < kInputs.size(); ++i) differs = differs || from_zeros[i].log_prob != expected[i].log_prob;
+            QVERIFY(differs);
+        }
+        GenerationOptions wrong{.max_new_tokens = 4};
+        wrong.encoded = enc.narrow(1, 0, enc.size(1) - 1);
+        QVERIFY_THROWS_EXCEPTION(std::exception, generate(*t5.model, kInputs, wrong));
+    }
+
     // A beam's reported log-probability equals a teacher-forced re-scoring of its ids, and a wider beam never
     // ends with a worse score than the greedy path (the greedy path is among the candidates it keeps).
     void beamSearchIsConsistent_data() { families_data(); }

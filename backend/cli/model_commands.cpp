@@ -1,4 +1,6 @@
 // info, tokenize, generate, logits: the engine from the command line.
+#include <charconv>
+#include <cmath>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -120,13 +122,33 @@ void runGenerate(CommandContext& ctx) {
     ctx.out << t5.tokenizer->decode(g.ids) << "\n";
 }
 
-json rows(const torch::Tensor& t) {  // [n, d] float -> [[...], ...]
-    torch::Tensor c = t.contiguous();
-    json out = json::array();
+// [n, d] float32 rows as a JSON array of arrays, each value the shortest text that reads back as the same
+// float32 (NaN and infinities as null, as nlohmann writes them). A logits row is 32128 values: formatting
+// them as doubles through nlohmann took 70-120 ms, longer than the forward pass that made them.
+void writeRows(std::ostream& out, const torch::Tensor& t) {
+    const torch::Tensor c = t.contiguous();
     const float* p = c.data_ptr<float>();
-    for (int64_t i = 0; i < c.size(0); ++i)
-        out.push_back(std::vector<float>(p + i * c.size(1), p + (i + 1) * c.size(1)));
-    return out;
+    const int64_t rows = c.size(0), cols = c.size(1);
+    std::string text;
+    text.reserve(size_t(c.numel()) * 12 + 2 * size_t(rows) + 2);
+    char number[32];
+    text += '[';
+    for (int64_t i = 0; i < rows; ++i) {
+        text += i ? ",[" : "[";
+        for (int64_t j = 0; j < cols; ++j) {
+            if (j) text += ',';
+            const float v = p[i * cols + j];
+            if (!std::isfinite(v)) {
+                text += "null";
+                continue;
+            }
+            const auto written = std::to_chars(number, number + sizeof number, v);
+            text.append(number, written.ptr);
+        }
+        text += ']';
+    }
+    text += ']';
+    out << text;
 }
 
 void runLogits(CommandContext& ctx) {
@@ -148,26 +170,31 @@ void runLogits(CommandContext& ctx) {
     checkTokenIds(t5.config, input, "--input-ids");
     checkTokenIds(t5.config, decoder, "--decoder-ids");
     if (router) router->beginBatch({input});
-    json j;
-    {
-        torch::InferenceMode guard;
-        torch::Tensor ids = torch::tensor(input).unsqueeze(0), mask = torch::ones_like(ids);
-        timings.mark("setup");
-        torch::Tensor enc = t5.model->encode(ids, mask);
-        timings.mark("encode", std::to_string(input.size()) + " tokens");
-        j["logits"] = rows(t5.model->decode(torch::tensor(decoder).unsqueeze(0), enc, mask)[0]);
-        timings.mark("decode", std::to_string(decoder.size()) + " tokens, teacher-forced in one pass");
-        j["encoder_last_hidden_state"] = rows(enc[0]);
-    }
+    torch::InferenceMode guard;
+    torch::Tensor ids = torch::tensor(input).unsqueeze(0), mask = torch::ones_like(ids);
+    timings.mark("setup");
+    const torch::Tensor enc = t5.model->encode(ids, mask);
+    timings.mark("encode", std::to_string(input.size()) + " tokens");
+    const torch::Tensor logits = t5.model->decode(torch::tensor(decoder).unsqueeze(0), enc, mask)[0];
+    timings.mark("decode", std::to_string(decoder.size()) + " tokens, teacher-forced in one pass");
+    json greedy_ids;
     if (ctx.parser.isSet("greedy")) {
         GenerationOptions opt;
         opt.max_new_tokens = ctx.integer("greedy", 1);
+        opt.encoded = enc;  // the input is encoded once, above
         GenerationTimings greedy_timings;
         opt.timings = &greedy_timings;
-        j["greedy_ids"] = generate(*t5.model, {input}, opt).at(0).ids;
+        greedy_ids = generate(*t5.model, {input}, opt).at(0).ids;
         timings.addGeneration(greedy_timings, nullptr, "greedy ");
     }
-    ctx.out << j.dump() << "\n";
+    // Keys in nlohmann's (sorted) order, as this command has always printed them.
+    ctx.out << "{\"encoder_last_hidden_state\":";
+    writeRows(ctx.out, enc[0]);
+    if (!greedy_ids.is_null()) ctx.out << ",\"greedy_ids\":" << greedy_ids.dump();
+    ctx.out << ",\"logits\":";
+    writeRows(ctx.out, logits);
+    ctx.out << "}\n";
+    timings.mark("output", "JSON written");
     if (router)
         timings.add("routing", router->routingSeconds() * 1e3, "inside the routed layers, all passes");
     timings.print(ctx.err);

@@ -29,10 +29,12 @@ void declareTimingsOption(QCommandLineParser& parser) {
 void TimingReport::addGeneration(const GenerationTimings& g, const Router* router,
                                  const std::string& prefix) {
     if (!enabled_) return;
-    std::ostringstream enc;
-    enc << std::fixed << std::setprecision(1) << g.encoded_tokens << " tokens, "
-        << (g.encode_ms > 0 ? 1000.0 * double(g.encoded_tokens) / g.encode_ms : 0.0) << " tokens/s";
-    add(prefix + "encode", g.encode_ms, enc.str());
+    if (g.encoded_tokens > 0) {  // 0: generation reused an encoder output it was given
+        std::ostringstream enc;
+        enc << std::fixed << std::setprecision(1) << g.encoded_tokens << " tokens, "
+            << (g.encode_ms > 0 ? 1000.0 * double(g.encoded_tokens) / g.encode_ms : 0.0) << " tokens/s";
+        add(prefix + "encode", g.encode_ms, enc.str());
+    }
     const double decode_ms = std::accumulate(g.step_ms.begin(), g.step_ms.end(), 0.0);
     std::ostringstream dec;
     dec << std::fixed << std::setprecision(2) << g.step_ms.size() << " tokens";

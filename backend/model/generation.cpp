@@ -64,8 +64,8 @@ std::vector<Generation> greedy(T5ModelImpl& model, const TokenBatch& batch, cons
     const T5Config& c = model.config();
     const int64_t rows = batch.ids.size(0);
     StepClock clock(opt.timings);
-    torch::Tensor enc = model.encode(batch.ids, batch.mask);
-    clock.encoded(batch.ids.numel());
+    torch::Tensor enc = opt.encoded.defined() ? opt.encoded : model.encode(batch.ids, batch.mask);
+    clock.encoded(opt.encoded.defined() ? 0 : batch.ids.numel());
     DecoderCache cache;
     std::vector<Generation> out(rows);
     std::vector<bool> done(rows, false);
@@ -108,8 +108,10 @@ Generation beamSearch(T5ModelImpl& model, const TokenBatch& one, const Generatio
     const T5Config& c = model.config();
     const int64_t beams = opt.num_beams;
     StepClock clock(opt.timings);
-    torch::Tensor enc = model.encode(one.ids, one.mask).expand({beams, -1, -1}).contiguous();
-    clock.encoded(one.ids.numel());
+    torch::Tensor enc = (opt.encoded.defined() ? opt.encoded : model.encode(one.ids, one.mask))
+                            .expand({beams, -1, -1})
+                            .contiguous();
+    clock.encoded(opt.encoded.defined() ? 0 : one.ids.numel());
     torch::Tensor mask = one.mask.expand({beams, -1}).contiguous();
     DecoderCache cache;
     std::vector<Hypothesis> running(1);  // starts with one beam; widens after the first step
@@ -175,11 +177,18 @@ std::vector<Generation> generate(T5ModelImpl& model, const std::vector<std::vect
     for (size_t i = 0; i < inputs.size(); ++i)
         checkTokenIds(model.config(), inputs[i], "input " + std::to_string(i));
     torch::InferenceMode guard;
-    if (options.num_beams == 1)
-        return greedy(model, TokenBatch::fromRows(inputs, model.config().pad_token_id), options);
+    const TokenBatch batch = TokenBatch::fromRows(inputs, model.config().pad_token_id);
+    if (options.encoded.defined() &&
+        options.encoded.sizes() != torch::IntArrayRef({batch.ids.size(0), batch.ids.size(1), model.config().d_model}))
+        throw Error("generation: the given encoder output does not match the inputs' padded batch");
+    if (options.num_beams == 1) return greedy(model, batch, options);
     std::vector<Generation> out;
-    for (const auto& row : inputs)
-        out.push_back(beamSearch(model, TokenBatch::fromRows({row}, model.config().pad_token_id), options));
+    for (size_t i = 0; i < inputs.size(); ++i) {
+        GenerationOptions one = options;
+        const TokenBatch row = TokenBatch::fromRows({inputs[i]}, model.config().pad_token_id);
+        if (one.encoded.defined()) one.encoded = one.encoded.narrow(0, int64_t(i), 1).narrow(1, 0, row.ids.size(1));
+        out.push_back(beamSearch(model, row, one));
+    }
     return out;
 }
 

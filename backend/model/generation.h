@@ -19,6 +19,9 @@ struct GenerationOptions {
     int64_t num_beams = 1;                 // 1 = greedy
     double length_penalty = 1.0;           // beam score = sum log p / length^length_penalty
     GenerationTimings* timings = nullptr;  // filled (added to) when set
+    // The inputs' encoder output when the caller already has it ([inputs, longest input, d_model], the
+    // padded batch generate() would encode), so that it is not encoded twice; undefined: generate() encodes.
+    torch::Tensor encoded;
 };
 
 struct Generation {
