@@ -141,7 +141,8 @@ private Q_SLOTS:
             given.encoded = torch::zeros_like(enc);
             auto from_zeros = generate(*t5.model, kInputs, given);
             bool differs = false;
-            for (size_t i = 0; i < kInputs.size(); ++i) differs = differs || from_zeros[i].log_prob != expected[i].log_prob;
+            for (size_t i = 0; i < kInputs.size(); ++i)
+                differs = differs || from_zeros[i].log_prob != expected[i].log_prob;
             QVERIFY(differs);
         }
         GenerationOptions wrong{.max_new_tokens = 4};

@@ -1,6 +1,10 @@
 #include "cli/timing_report.h"
 
+#include <unistd.h>
+
+#include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <numeric>
 #include <ostream>
 #include <sstream>
@@ -9,6 +13,32 @@
 #include "routing/router.h"
 
 namespace phatgoose {
+
+namespace {
+
+// Milliseconds since this process started, from /proc (the kernel's start time in clock ticks since boot);
+// negative when /proc cannot tell.
+double processAgeMs() {
+    std::ifstream stat("/proc/self/stat"), uptime("/proc/uptime");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    double up_s = -1;
+    uptime >> up_s;
+    const size_t after_name = text.rfind(')');  // the command name may hold spaces
+    if (after_name == std::string::npos || up_s < 0) return -1;
+    std::istringstream fields(text.substr(after_name + 2));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i)
+        if (i == 22) return (up_s - std::stod(field) / double(sysconf(_SC_CLK_TCK))) * 1e3;
+    return -1;
+}
+
+}  // namespace
+
+TimingReport::TimingReport(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    const double age = processAgeMs();
+    if (age >= 0) add("start-up", age, "process start to the command, mostly loading LibTorch's libraries");
+}
 
 void TimingReport::mark(const std::string& phase, const std::string& detail) {
     const auto now = std::chrono::steady_clock::now();
@@ -57,6 +87,7 @@ void TimingReport::print(std::ostream& err) const {
     if (!enabled_) return;
     const double total =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+    // "total" is the command's own time; the start-up line (first) is not part of it.
     for (const Line& l : lines_) {
         err << "phatgoose timings: " << std::left << std::setw(14) << l.phase << std::right << std::fixed
             << std::setprecision(2) << std::setw(11) << l.ms << " ms";

@@ -179,14 +179,16 @@ std::vector<Generation> generate(T5ModelImpl& model, const std::vector<std::vect
     torch::InferenceMode guard;
     const TokenBatch batch = TokenBatch::fromRows(inputs, model.config().pad_token_id);
     if (options.encoded.defined() &&
-        options.encoded.sizes() != torch::IntArrayRef({batch.ids.size(0), batch.ids.size(1), model.config().d_model}))
+        options.encoded.sizes() !=
+            torch::IntArrayRef({batch.ids.size(0), batch.ids.size(1), model.config().d_model}))
         throw Error("generation: the given encoder output does not match the inputs' padded batch");
     if (options.num_beams == 1) return greedy(model, batch, options);
     std::vector<Generation> out;
     for (size_t i = 0; i < inputs.size(); ++i) {
         GenerationOptions one = options;
         const TokenBatch row = TokenBatch::fromRows({inputs[i]}, model.config().pad_token_id);
-        if (one.encoded.defined()) one.encoded = one.encoded.narrow(0, int64_t(i), 1).narrow(1, 0, row.ids.size(1));
+        if (one.encoded.defined())
+            one.encoded = one.encoded.narrow(0, int64_t(i), 1).narrow(1, 0, row.ids.size(1));
         out.push_back(beamSearch(model, row, one));
     }
     return out;
