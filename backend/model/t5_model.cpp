@@ -20,7 +20,11 @@ torch::Tensor maskToBias(const torch::Tensor& mask) {
 }
 
 T5ModelImpl::T5ModelImpl(const T5Config& config) : config_(config) {
-    shared = register_module("shared", torch::nn::Embedding(config.vocab_size, config.d_model));
+    // Given an (uninitialised) weight, the embedding skips drawing vocab x d_model normal values that loading
+    // or initT5Weights overwrites anyway: for t5-base that draw was most of the model folder's open time.
+    shared = register_module(
+        "shared", torch::nn::Embedding(torch::nn::EmbeddingOptions(config.vocab_size, config.d_model)
+                                           ._weight(torch::empty({config.vocab_size, config.d_model}))));
     encoder = register_module("encoder", T5Stack(config, Stack::Encoder));
     decoder = register_module("decoder", T5Stack(config, Stack::Decoder));
     if (!config.tie_word_embeddings) {
