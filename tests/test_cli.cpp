@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "experts/lora_expert.h"
 #include "fixtures/cli_run.h"
+#include "fixtures/files.h"
 #include "fixtures/random_experts.h"
 #include "fixtures/tiny_t5.h"
 #include "reference_case.h"
@@ -75,6 +76,73 @@ private Q_SLOTS:
         QVERIFY(maxAbsDiff(j.at("logits"), ref.lora.logits) < 1e-4);
         QVERIFY(maxAbsDiff(j.at("encoder_last_hidden_state"), ref.lora.encoder_last_hidden_state) < 1e-4);
         QCOMPARE(j.at("greedy_ids").get<std::vector<int64_t>>(), ref.lora.greedy_ids);
+    }
+
+    // route-stats: the documented JSON (same sites and expert order as route's trace), the full sums in the
+    // database as a route-stats run, a readable summary, and usage errors.
+    void routeStatsOverDatasets() {
+        const fs::path root(tmp_.path().toStdString());
+        using phatgoose::testing::writeFileBytes;
+        writeFileBytes(root / "alpha.jsonl",
+                       "{\"input\": \"count the letters\", \"target\": \"five\"}\n"
+                       "{\"input\": \"reverse these words now\", \"target\": \"now words these\"}\n"
+                       "{\"input\": \"add two and three\", \"target\": \"five\"}\n");
+        writeFileBytes(root / "beta.jsonl",
+                       "{\"input\": \"is it big\", \"target\": \"yes\"}\n"
+                       "{\"input\": \"the first word\", \"target\": \"the\"}\n");
+        const std::string db = (root / "stats.sqlite").string();
+        Run r = cli({"route-stats", "--json", "--model", tiny_, "--experts", library_, "--data",
+                     (root / "alpha.jsonl").string(), (root / "beta.jsonl").string(), "--top-k", "2",
+                     "--batch", "2", "--db", db});
+        QVERIFY2(r.code == 0, r.err.c_str());
+        const auto j = nlohmann::json::parse(r.out);
+        QCOMPARE(j.at("top_k").get<int>(), 2);
+        QCOMPARE(j.at("expert_names").size(), size_t(3));
+        QCOMPARE(j.at("datasets").size(), size_t(2));
+        QCOMPARE(j.at("datasets")[0].at("name").get<std::string>(), std::string("alpha"));
+        QCOMPARE(j.at("datasets")[0].at("examples").get<int>(), 3);
+        QCOMPARE(j.at("datasets")[1].at("examples").get<int>(), 2);
+        const auto trace = nlohmann::json::parse(cli({"route", "--json", "--model", tiny_, "--experts",
+                                                      library_, "--max-new-tokens", "2", "count"})
+                                                     .out)
+                               .at("trace");
+        QCOMPARE(j.at("expert_names"), trace.at("expert_names"));
+        const auto& sites = j.at("datasets")[1].at("sites");
+        QCOMPARE(sites.size(), trace.at("sites").size());
+        for (size_t i = 0; i < sites.size(); ++i) {
+            QCOMPARE(sites[i].at("site"), trace.at("sites")[i].at("site"));
+            double total = 0;
+            for (const auto& w : sites[i].at("mean_weight")) total += w.get<double>();
+            QVERIFY(std::abs(total - 1.0) < 1e-5);
+        }
+        // The database holds the same statistics as one finished route-stats run.
+        const ResultsStore store(db);
+        const auto runs = store.runs();
+        QCOMPARE(runs.size(), size_t(1));
+        QCOMPARE(runs[0].kind, std::string("route-stats"));
+        QCOMPARE(runs[0].status, std::string("finished"));
+        const auto settings = nlohmann::json::parse(runs[0].settings);
+        QCOMPARE(settings.at("method").get<std::string>(), std::string("phatgoose"));
+        QCOMPARE(settings.at("expert_names"), j.at("expert_names"));
+        const auto stored = store.routingStatistics(runs[0].id);
+        QCOMPARE(stored.size(), size_t(2));
+        const std::vector<double> mean = stored[1].sites[3].meanWeight();
+        for (size_t e = 0; e < mean.size(); ++e)
+            QVERIFY(std::abs(mean[e] - sites[3].at("mean_weight")[e].get<double>()) < 1e-12);
+        // The summary names each dataset and its experts by weight.
+        Run text = cli({"route-stats", "--model", tiny_, "--experts", library_, "--data",
+                        (root / "alpha.jsonl").string(), "--top", "2"});
+        QCOMPARE(text.code, 0);
+        QVERIFY2(text.out.find("alpha (3 examples") != std::string::npos, text.out.c_str());
+        QVERIFY(text.out.find("%  expert") != std::string::npos);
+        // Usage errors exit 2; a bad dataset names its file and line.
+        QCOMPARE(cli({"route-stats", "--model", tiny_, "--experts", library_}).code, 2);
+        QCOMPARE(cli({"route-stats", "--model", tiny_, "--data", (root / "beta.jsonl").string()}).code, 2);
+        writeFileBytes(root / "broken.jsonl", "{\"input\": \"x\", \"target\": \"y\"}\nnot json\n");
+        Run broken = cli({"route-stats", "--model", tiny_, "--experts", library_, "--data",
+                          (root / "broken.jsonl").string()});
+        QCOMPARE(broken.code, 1);
+        QVERIFY2(broken.err.find("broken.jsonl:2") != std::string::npos, broken.err.c_str());
     }
 
     void routePrintsTrace() {
@@ -225,8 +293,8 @@ private Q_SLOTS:
 
     void everyCommandHasHelp_data() {
         QTest::addColumn<QString>("command");
-        for (const char* c :
-             {"info", "tokenize", "generate", "logits", "route", "train-expert", "train-gate", "bench"})
+        for (const char* c : {"info", "tokenize", "generate", "logits", "route", "route-stats",
+                              "train-expert", "train-gate", "bench"})
             QTest::newRow(c) << c;
     }
     void everyCommandHasHelp() {

@@ -198,7 +198,7 @@ private Q_SLOTS:
               "INSERT INTO metrics VALUES (1, 'phatgoose', 2, 'copa', 'accuracy', 55.5, 10)",
               "INSERT INTO loss_curves VALUES (2, 'qa', 'gate', 1, 0.75)", "PRAGMA user_version=1"})
             rawSql(file, sql);
-        const ResultsStore store(file);
+        ResultsStore store(file);
         QCOMPARE(store.schemaVersion(), ResultsStore::kSchemaVersion);
         const auto runs = store.runs();
         QCOMPARE(runs.size(), size_t(2));
@@ -210,6 +210,61 @@ private Q_SLOTS:
         QCOMPARE(store.metrics(1).size(), size_t(1));
         QCOMPARE(store.metrics(1)[0].value, 55.5);
         QCOMPARE(store.lossCurve(2).size(), size_t(1));
+        // The newest step's table exists and takes statistics for a run made before it.
+        QVERIFY(store.routingStatistics(1).empty());
+        store.addRoutingStatistics(1, {.name = "copa", .examples = 1, .sites = {}});
+    }
+
+    // Routing statistics come back as written: datasets in order, sites in order, every sum exact.
+    void routingStatisticsRoundTrip() {
+        const fs::path file = fs::path(tmp_.path().toStdString()) / "stats.sqlite";
+        ResultsStore store(file);
+        const int64_t run = store.beginRun("route-stats", R"({"method": "phatgoose"})", "test");
+        const SiteStatistics enc{.site = "encoder.block.0.layer.0.SelfAttention.q",
+                                 .decoder_tokens = false,
+                                 .tokens = 7,
+                                 .weight_sum = {0.25, 6.75, 0.0},
+                                 .kept = {3, 7, 4},
+                                 .top1 = {1, 6, 0},
+                                 .entropy_sum = 1.125};
+        const SiteStatistics dec{.site = "decoder.block.1.layer.2.DenseReluDense.wo",
+                                 .decoder_tokens = true,
+                                 .tokens = 2,
+                                 .weight_sum = {1.5, 0.0, 0.5},
+                                 .kept = {2, 0, 2},
+                                 .top1 = {2, 0, 0},
+                                 .entropy_sum = 0.0625};
+        store.addRoutingStatistics(run, {.name = "zeta", .examples = 3, .sites = {enc, dec}});
+        store.addRoutingStatistics(run, {.name = "alpha", .examples = 1, .sites = {dec}});
+        store.finishRun(run, RunStatus::Finished);
+        const ResultsStore again(file);
+        const auto back = again.routingStatistics(run);
+        QCOMPARE(back.size(), size_t(2));
+        QCOMPARE(back[0].name, std::string("zeta"));
+        QCOMPARE(back[0].examples, int64_t(3));
+        QCOMPARE(back[1].name, std::string("alpha"));
+        QCOMPARE(back[0].sites.size(), size_t(2));
+        const SiteStatistics& e = back[0].sites[0];
+        QCOMPARE(e.site, enc.site);
+        QCOMPARE(e.decoder_tokens, false);
+        QCOMPARE(e.tokens, enc.tokens);
+        QCOMPARE(e.weight_sum, enc.weight_sum);
+        QCOMPARE(e.kept, enc.kept);
+        QCOMPARE(e.top1, enc.top1);
+        QCOMPARE(e.entropy_sum, enc.entropy_sum);
+        QCOMPARE(back[0].sites[1].decoder_tokens, true);
+        QCOMPARE(back[1].sites[0].weight_sum, dec.weight_sum);
+        // A damaged row is refused with the file, the run and the module named.
+        rawSql(file, "UPDATE routing_statistics SET kept = '[1, oops' WHERE dataset = 'alpha'");
+        try {
+            again.routingStatistics(run);
+            QFAIL("damaged statistics were read");
+        } catch (const Error& err) {
+            QVERIFY2(QString(err.what()).contains("stats.sqlite") &&
+                         QString(err.what()).contains("damaged") &&
+                         QString(err.what()).contains("DenseReluDense.wo"),
+                     err.what());
+        }
     }
 
     // A cell whose write fails half-way leaves nothing of itself behind.

@@ -15,8 +15,8 @@ namespace {
 
 std::vector<Command> allCommands() {
     std::vector<Command> all;
-    for (auto group : {modelCommands, routingCommands, trainingCommands, evalCommands, libraryCommands,
-                       demoCommands, benchCommands})
+    for (auto group : {modelCommands, routingCommands, analysisCommands, trainingCommands, evalCommands,
+                       libraryCommands, demoCommands, benchCommands})
         for (Command& c : group()) all.push_back(std::move(c));
     return all;
 }

@@ -50,6 +50,7 @@ std::vector<Command> modelCommands();     // info, tokenize, generate, logits
 std::vector<Command> benchCommands();     // bench
 std::vector<Command> trainingCommands();  // train-expert, train-gate
 std::vector<Command> routingCommands();   // route
+std::vector<Command> analysisCommands();  // route-stats
 std::vector<Command> evalCommands();      // eval, results
 std::vector<Command> demoCommands();      // demo build
 std::vector<Command> libraryCommands();   // import, export (the authors' r-three libraries)

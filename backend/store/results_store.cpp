@@ -13,6 +13,8 @@
 
 #include "error.h"
 
+#include <nlohmann/json.hpp>
+
 namespace phatgoose {
 namespace {
 
@@ -48,6 +50,16 @@ const std::vector<std::vector<const char*>>& migrationSteps() {
             "ALTER TABLE runs ADD COLUMN pid INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE runs ADD COLUMN process_start TEXT NOT NULL DEFAULT ''",
+        },
+        {
+            // Routing statistics over datasets (`route-stats`): the raw sums per dataset x module, arrays
+            // over the experts as JSON; the method, k and expert names are the run's settings.
+            "CREATE TABLE routing_statistics (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, "
+            "dataset TEXT NOT NULL, examples INTEGER NOT NULL, position INTEGER NOT NULL, site TEXT NOT "
+            "NULL, "
+            "decoder_tokens INTEGER NOT NULL, tokens INTEGER NOT NULL, weight_sum TEXT NOT NULL, kept TEXT "
+            "NOT NULL, top1 TEXT NOT NULL, entropy_sum REAL NOT NULL, UNIQUE (run, dataset, site))",
+            "CREATE INDEX routing_statistics_by_run ON routing_statistics(run)",
         },
     };
     return steps;
@@ -417,6 +429,61 @@ std::vector<TraceRecord> ResultsStore::traces(std::optional<int64_t> run) const 
         t.created_at = text(q.value(3));
         t.json = text(q.value(4));
         out.push_back(std::move(t));
+    }
+    return out;
+}
+
+void ResultsStore::addRoutingStatistics(int64_t run, const DatasetRoutingStatistics& dataset) {
+    const Sql sql(connection_, file_);
+    Transaction transaction(sql);
+    QSqlQuery insert = sql.prepare(
+        "INSERT INTO routing_statistics (run, dataset, examples, position, site, decoder_tokens, tokens, "
+        "weight_sum, kept, top1, entropy_sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    for (size_t i = 0; i < dataset.sites.size(); ++i) {
+        const SiteStatistics& s = dataset.sites[i];
+        const std::vector<QVariant> values{integer(run),
+                                           text(dataset.name),
+                                           integer(dataset.examples),
+                                           integer(int64_t(i)),
+                                           text(s.site),
+                                           int(s.decoder_tokens),
+                                           integer(s.tokens),
+                                           text(nlohmann::json(s.weight_sum).dump()),
+                                           text(nlohmann::json(s.kept).dump()),
+                                           text(nlohmann::json(s.top1).dump()),
+                                           s.entropy_sum};
+        for (size_t v = 0; v < values.size(); ++v) insert.bindValue(int(v), values[v]);
+        sql.run(insert);
+    }
+    transaction.commit();
+}
+
+std::vector<DatasetRoutingStatistics> ResultsStore::routingStatistics(int64_t run) const {
+    QSqlQuery q = Sql(connection_, file_)
+                      .exec(
+                          "SELECT dataset, examples, site, decoder_tokens, tokens, weight_sum, kept, top1, "
+                          "entropy_sum FROM "
+                          "routing_statistics WHERE run = ? ORDER BY rowid",
+                          {integer(run)});
+    std::vector<DatasetRoutingStatistics> out;
+    while (q.next()) {
+        const std::string dataset = text(q.value(0));
+        if (out.empty() || out.back().name != dataset)
+            out.push_back({.name = dataset, .examples = q.value(1).toLongLong(), .sites = {}});
+        SiteStatistics s;
+        s.site = text(q.value(2));
+        s.decoder_tokens = q.value(3).toInt() != 0;
+        s.tokens = q.value(4).toLongLong();
+        try {
+            s.weight_sum = nlohmann::json::parse(text(q.value(5))).get<std::vector<double>>();
+            s.kept = nlohmann::json::parse(text(q.value(6))).get<std::vector<int64_t>>();
+            s.top1 = nlohmann::json::parse(text(q.value(7))).get<std::vector<int64_t>>();
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(file_.string() + ": routing statistics of run " + std::to_string(run) + ", " +
+                        dataset + " at " + s.site + " are damaged: " + e.what());
+        }
+        s.entropy_sum = q.value(8).toDouble();
+        out.back().sites.push_back(std::move(s));
     }
     return out;
 }

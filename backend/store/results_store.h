@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "routing/routing_statistics.h"
+
 namespace phatgoose {
 
 // Interrupted is never written: it is how a run still marked running reads once its process is gone.
@@ -67,7 +69,7 @@ struct TraceRecord {
 
 class ResultsStore {
 public:
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 3;
 
     // Opens or creates the database and migrates it to kSchemaVersion. Throws phatgoose::Error naming the
     // file when it cannot be opened or written, is not SQLite, or comes from a newer version.
@@ -89,6 +91,9 @@ public:
                       const std::vector<double>& curve);
     int64_t saveTrace(std::optional<int64_t> run, const std::string& name, const std::string& json);
 
+    // One dataset's routing statistics (`route-stats`), as one transaction; read back in the order written.
+    void addRoutingStatistics(int64_t run, const DatasetRoutingStatistics& dataset);
+    std::vector<DatasetRoutingStatistics> routingStatistics(int64_t run) const;
     std::vector<RunRecord> runs() const;  // oldest first
     std::optional<RunRecord> run(int64_t id) const;
     std::vector<MetricRecord> metrics(int64_t run) const;  // in insertion order
