@@ -135,6 +135,13 @@ private Q_SLOTS:
         QCOMPARE(text.code, 0);
         QVERIFY2(text.out.find("alpha (3 examples") != std::string::npos, text.out.c_str());
         QVERIFY(text.out.find("%  expert") != std::string::npos);
+        // --exclude: the statistics of the library without that expert, and the run's settings say so.
+        Run without = cli({"route-stats", "--json", "--model", tiny_, "--experts", library_, "--exclude",
+                           "expert0", "--data", (root / "beta.jsonl").string(), "--db", db});
+        QCOMPARE(without.code, 0);
+        QCOMPARE(nlohmann::json::parse(without.out).at("expert_names").size(), size_t(2));
+        QCOMPARE(nlohmann::json::parse(ResultsStore(db).runs().back().settings).at("exclude"),
+                 nlohmann::json(std::vector<std::string>{"expert0"}));
         // Usage errors exit 2; a bad dataset names its file and line.
         QCOMPARE(cli({"route-stats", "--model", tiny_, "--experts", library_}).code, 2);
         QCOMPARE(cli({"route-stats", "--model", tiny_, "--data", (root / "beta.jsonl").string()}).code, 2);
@@ -143,6 +150,50 @@ private Q_SLOTS:
                           (root / "broken.jsonl").string()});
         QCOMPARE(broken.code, 1);
         QVERIFY2(broken.err.find("broken.jsonl:2") != std::string::npos, broken.err.c_str());
+    }
+
+    // --exclude routes exactly as a library folder without those experts would: same logits, same trace.
+    void excludeEqualsALibraryWithoutTheExpert() {
+        const fs::path root(tmp_.path().toStdString());
+        const fs::path smaller = root / "library-without-expert1";
+        if (!fs::exists(smaller)) {
+            fs::create_directories(smaller);
+            for (const char* name : {"expert0", "expert2"})
+                fs::copy(fs::path(library_) / name, smaller / name, fs::copy_options::recursive);
+        }
+        for (const char* method : {"phatgoose", "arrow"}) {
+            const std::vector<std::string> common{"logits",   "--model",       tiny_,   "--input-ids",
+                                                  "13,7,5,1", "--decoder-ids", "0,9,4", "--method",
+                                                  method,     "--top-k",       "1"};
+            std::vector<std::string> excluded = common, folder = common;
+            excluded.insert(excluded.end(), {"--experts", library_, "--exclude", "expert1"});
+            folder.insert(folder.end(), {"--experts", smaller.string()});
+            const Run a = cli(excluded), b = cli(folder), all = cli([&] {
+                                                              auto v = common;
+                                                              v.insert(v.end(), {"--experts", library_});
+                                                              return v;
+                                                          }());
+            QVERIFY2(a.code == 0, a.err.c_str());
+            QCOMPARE(a.out, b.out);
+            QVERIFY(a.out != all.out);  // expert1 mattered, so leaving it out is visible
+        }
+        const Run traced = cli({"route", "--json", "--model", tiny_, "--experts", library_, "--exclude",
+                                "expert1,expert2", "--top-k", "1", "--max-new-tokens", "2", "count"});
+        QCOMPARE(nlohmann::json::parse(traced.out).at("trace").at("expert_names"),
+                 nlohmann::json(std::vector<std::string>{"expert0"}));
+        const Run unknown =
+            cli({"route", "--model", tiny_, "--experts", library_, "--exclude", "nobody", "x"});
+        QCOMPARE(unknown.code, 1);
+        QVERIFY2(unknown.err.find("'nobody'") != std::string::npos &&
+                     unknown.err.find("expert0, expert1, expert2") != std::string::npos,
+                 unknown.err.c_str());
+        QCOMPARE(cli({"route", "--model", tiny_, "--experts", library_, "--exclude", "expert0,,expert1", "x"})
+                     .code,
+                 2);
+        QCOMPARE(cli({"route", "--model", tiny_, "--experts", library_, "--exclude",
+                      "expert0,expert1,expert2", "x"})
+                     .code,
+                 1);
     }
 
     void routePrintsTrace() {

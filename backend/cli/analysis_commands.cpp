@@ -87,7 +87,8 @@ json runSettings(const CommandContext& ctx, const RoutingStatistics& stats,
             {"data", files},
             {"batch", ctx.integer("batch", 1)},
             {"max_input_tokens", ctx.integer("max-input-tokens", 2)},
-            {"limit", ctx.integer("limit", 0)}};
+            {"limit", ctx.integer("limit", 0)},
+            {"exclude", excludedExperts(ctx)}};
 }
 
 void runRouteStats(CommandContext& ctx) {

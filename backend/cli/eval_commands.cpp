@@ -9,9 +9,11 @@
 
 #include "cli/command.h"
 #include "cli/interrupt_guard.h"
+#include "cli/routing_options.h"
 #include "cli/status_line.h"
 #include "error.h"
 #include "eval/evaluator.h"
+#include "experts/expert_exclusion.h"
 #include "experts/expert_library.h"
 #include "model/compute_policy.h"
 #include "model/t5_loader.h"
@@ -159,6 +161,8 @@ void runEval(CommandContext& ctx) {
     std::vector<LoraExpert> experts;
     if (ctx.parser.isSet("experts"))
         experts = std::move(ExpertLibrary::open(ctx.value("experts"), t5.config).experts());
+    const std::vector<std::string> excluded = excludedExperts(ctx);
+    if (!excluded.empty()) experts = withoutExperts(std::move(experts), excluded);
     const std::unique_ptr<ExpertExamples> examples =
         examplesNeededBy(settings, experts, *t5.tokenizer, ctx.value("expert-data"));
     Evaluator evaluator(*t5.model, *t5.tokenizer, experts, examples.get());
@@ -171,8 +175,10 @@ void runEval(CommandContext& ctx) {
         text << "[" << p.done << "/" << p.total << "] " << p.method << " on " << p.dataset;
         line.show(text.str());
     };
-    const json extra{
-        {"model", model_dir}, {"experts", ctx.value("experts")}, {"expert_data", ctx.value("expert-data")}};
+    const json extra{{"model", model_dir},
+                     {"experts", ctx.value("experts")},
+                     {"expert_data", ctx.value("expert-data")},
+                     {"exclude", excluded}};
     const StoredEvaluation stored =
         evaluateIntoStore(evaluator, store, datasets, settings, hooks,
                           evalSettingsJson(datasets, settings, extra.dump()), PHATGOOSE_VERSION);
@@ -245,6 +251,7 @@ void declareEval(QCommandLineParser& p) {
          "Refuse gate-based methods when some experts have no gate (default: route among the gated ones "
          "and say which were left out)."});
     p.addOption({"skip-bad", "Skip and count malformed dataset lines instead of stopping."});
+    declareExcludeOption(p);
     p.addOption({"db", "Results database (the workspace's workbench.sqlite).", "FILE"});
     p.addOption(threadsOption());
     p.addPositionalArgument("FILES", "More datasets.", "[FILES...]");

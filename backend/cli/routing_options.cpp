@@ -1,6 +1,7 @@
 #include "cli/routing_options.h"
 
 #include "error.h"
+#include "experts/expert_exclusion.h"
 #include "experts/expert_library.h"
 #include "routing/expert_examples.h"
 
@@ -26,6 +27,26 @@ void declareRoutingOptions(QCommandLineParser& p) {
         {"require-gates",
          "Refuse gate-based methods when some experts have no gate (default: route among the gated ones "
          "and say which were left out)."});
+    declareExcludeOption(p);
+}
+
+void declareExcludeOption(QCommandLineParser& p) {
+    p.addOption({"exclude",
+                 "Route as if the library lacked these experts (comma-separated names); the others are "
+                 "re-normalised.",
+                 "NAMES"});
+}
+
+std::vector<std::string> excludedExperts(const CommandContext& ctx) {
+    std::vector<std::string> names;
+    if (!ctx.parser.isSet("exclude")) return names;
+    for (const QString& part : ctx.parser.values("exclude").join(',').split(',')) {
+        const QString name = part.trimmed();
+        if (name.isEmpty())
+            throw UsageError("--exclude: an empty expert name in '" + ctx.value("exclude") + "'");
+        names.push_back(name.toStdString());
+    }
+    return names;
 }
 
 void declareInputLimit(QCommandLineParser& p) {
@@ -60,6 +81,7 @@ std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT
     } else {
         for (const QString& dir : adapters) experts.push_back(loadLoraExpert(dir.toStdString(), t5.config));
     }
+    if (ctx.parser.isSet("exclude")) experts = withoutExperts(std::move(experts), excludedExperts(ctx));
     RoutingSpec spec;
     spec.method = ctx.value("method");
     // One adapter and no explicit method: apply it, as PEFT would.

@@ -12,6 +12,10 @@ namespace phatgoose {
 // Defaults from RoutingSpec.
 void declareRoutingOptions(QCommandLineParser& parser);
 
+// --exclude NAME[,NAME]: the experts to route without (what-if); empty when not given.
+std::vector<std::string> excludedExperts(const CommandContext& ctx);
+void declareExcludeOption(QCommandLineParser& parser);
+
 // --max-input-tokens for the commands that cut long inputs (generate, route); `logits` refuses instead.
 void declareInputLimit(QCommandLineParser& parser);
 // The text's ids, cut to --max-input-tokens (eos kept) with a warning on stderr when it had to cut.
