@@ -15,6 +15,7 @@
 #include "fixtures/tiny_t5.h"
 #include "model/t5_loader.h"
 #include "routing/routing_analysis.h"
+#include "routing/routing_summary.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;
@@ -202,6 +203,90 @@ private Q_SLOTS:
         QVERIFY(a.cancelled);
         QCOMPARE(a.statistics.datasets.size(), size_t(1));
         QCOMPARE(batches, 4);  // three batches of "first", one of "second"
+    }
+
+    void siteNamesParse_data() {
+        QTest::addColumn<QString>("site");
+        QTest::addColumn<bool>("decoder");
+        QTest::addColumn<int>("block");
+        QTest::addColumn<QString>("kind");
+        QTest::newRow("encoder q") << "encoder.block.0.layer.0.SelfAttention.q" << false << 0
+                                   << "SelfAttention.q";
+        QTest::newRow("cross k") << "decoder.block.11.layer.1.EncDecAttention.k" << true << 11
+                                 << "EncDecAttention.k";
+        QTest::newRow("gated wi_1") << "decoder.block.3.layer.2.DenseReluDense.wi_1" << true << 3
+                                    << "DenseReluDense.wi_1";
+    }
+    void siteNamesParse() {
+        QFETCH(QString, site);
+        QFETCH(bool, decoder);
+        QFETCH(int, block);
+        QFETCH(QString, kind);
+        const SiteAddress a = parseSiteName(site.toStdString());
+        QCOMPARE(a.decoder, decoder);
+        QCOMPARE(a.block, int64_t(block));
+        QCOMPARE(a.kind, kind.toStdString());
+        for (const char* bad :
+             {"", "encoder", "middle.block.0.layer.0.SelfAttention.q",
+              "encoder.block.x.layer.0.SelfAttention.q", "encoder.block.-1.layer.0.SelfAttention.q",
+              "encoder.block.0.layer.0.SelfAttention"})
+            QVERIFY_THROWS_EXCEPTION(Error, parseSiteName(bad));
+    }
+
+    // The datasets x experts matrix, a layer profile and the similarity order, against hand-made statistics.
+    void summariesOfHandMadeStatistics() {
+        auto site = [](const std::string& name, std::vector<double> mean) {
+            SiteStatistics s;
+            s.site = name;
+            s.decoder_tokens =
+                name.rfind("decoder", 0) == 0 && name.find("EncDecAttention.k") == std::string::npos;
+            s.tokens = 4;
+            for (double& v : mean) v *= 4.0;  // sums over 4 tokens
+            s.weight_sum = mean;
+            s.kept.assign(mean.size(), 0);
+            s.top1.assign(mean.size(), 0);
+            return s;
+        };
+        RoutingStatistics stats;
+        stats.expert_names = {"a", "b"};
+        const std::string e0q = "encoder.block.0.layer.0.SelfAttention.q",
+                          e1q = "encoder.block.1.layer.0.SelfAttention.q";
+        const std::string e1wo = "encoder.block.1.layer.1.DenseReluDense.wo",
+                          d0q = "decoder.block.0.layer.0.SelfAttention.q";
+        stats.datasets.push_back({.name = "x",
+                                  .examples = 1,
+                                  .sites = {site(e0q, {1.0, 0.0}), site(e1q, {0.5, 0.5}),
+                                            site(e1wo, {0.0, 1.0}), site(d0q, {0.25, 0.75})}});
+        stats.datasets.push_back({.name = "y",
+                                  .examples = 1,
+                                  .sites = {site(e0q, {0.0, 1.0}), site(e1q, {0.0, 1.0}),
+                                            site(e1wo, {0.0, 1.0}), site(d0q, {0.0, 1.0})}});
+        stats.datasets.push_back({.name = "z",
+                                  .examples = 1,
+                                  .sites = {site(e0q, {1.0, 0.0}), site(e1q, {0.5, 0.5}),
+                                            site(e1wo, {0.0, 1.0}), site(d0q, {0.25, 0.75})}});
+        const auto all = datasetExpertWeights(stats, {});
+        QCOMPARE(all[0], (std::vector<double>{(1.0 + 0.5 + 0.0 + 0.25) / 4, (0.0 + 0.5 + 1.0 + 0.75) / 4}));
+        const auto encoder_q = datasetExpertWeights(
+            stats, {.stack = ModuleSelection::Stack::Encoder, .block = -1, .kind = "SelfAttention.q"});
+        QCOMPARE(encoder_q[0], (std::vector<double>{0.75, 0.25}));
+        const auto decoder =
+            datasetExpertWeights(stats, {.stack = ModuleSelection::Stack::Decoder, .block = -1, .kind = ""});
+        QCOMPARE(decoder[0], (std::vector<double>{0.25, 0.75}));
+        const auto block1 =
+            datasetExpertWeights(stats, {.stack = ModuleSelection::Stack::Both, .block = 1, .kind = ""});
+        QCOMPARE(block1[0], (std::vector<double>{0.25, 0.75}));
+        // Expert a's profile over the encoder's blocks: block 0 = 1.0, block 1 = mean(0.5, 0.0).
+        QCOMPARE(layerProfile(stats.datasets[0], 0, false), (std::vector<double>{1.0, 0.25}));
+        QCOMPARE(layerProfile(stats.datasets[0], 0, false, "SelfAttention.q"),
+                 (std::vector<double>{1.0, 0.5}));
+        QCOMPARE(layerProfile(stats.datasets[0], 1, true), (std::vector<double>{0.75}));
+        // x and z route identically: cosine 1, and the order puts them side by side.
+        const auto similarity = cosineSimilarity(all);
+        QVERIFY(std::abs(similarity[0][2] - 1.0) < 1e-12);
+        QVERIFY(similarity[0][1] < 0.9);
+        QCOMPARE(similarityOrder(all), (std::vector<size_t>{0, 2, 1}));
+        QCOMPARE(cosineSimilarity({{0.0, 0.0}, {1.0, 0.0}})[0][1], 0.0);
     }
 
     void refusesBadInput() {
