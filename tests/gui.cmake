@@ -8,6 +8,9 @@ if(PHATGOOSE_BUILD_GUI)
     # The probing views: heatmap modes, gate scores, token selection, the Compare view, exports.
     phatgoose_test(test_gui_probe SOURCES test_gui_probe.cpp LIBS phatgoose_ui phatgoose_test_fixtures
                    LABELS unit gui)
+    # The Routing analysis tab: new analyses from the tab, stored = backend, cells, profiles, similarity, CSV.
+    phatgoose_test(test_gui_analysis SOURCES test_gui_analysis.cpp LIBS phatgoose_ui phatgoose_test_fixtures
+                   LABELS unit gui)
     # The views at the paper's library size (166 generated experts): readable heatmap, scores, legends, table.
     phatgoose_test(test_gui_scale SOURCES test_gui_scale.cpp LIBS phatgoose_ui phatgoose_test_fixtures
                    LABELS unit gui)

@@ -72,6 +72,16 @@ struct EvaluationRequest {
 // ---- Experts view and training dialogs ----
 
 // One row of the Experts table: ExpertLibrary::listing() plus the recorded loss curves.
+// ---- Routing analysis view: routing statistics over datasets into the workspace's results database ----
+
+struct RoutingAnalysisRequest {
+    QString database;  // the workspace's workbench.sqlite
+    QString method = QString::fromStdString(RoutingSpec{}.method);
+    int top_k = int(RoutingSpec{}.top_k);
+    QStringList datasets;  // JSON Lines files
+    int batch_size = 8;
+};
+
 struct ExpertRowView {
     QString name, task;
     qint64 rank = 0;
@@ -147,6 +157,7 @@ struct LibraryImportOutcomeView {
 
 }  // namespace phatgoose::ui
 
+Q_DECLARE_METATYPE(phatgoose::ui::RoutingAnalysisRequest)
 Q_DECLARE_METATYPE(phatgoose::ui::WorkspaceView)
 Q_DECLARE_METATYPE(phatgoose::ui::ModelSummaryView)
 Q_DECLARE_METATYPE(phatgoose::ui::ProbeRequest)

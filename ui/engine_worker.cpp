@@ -14,6 +14,7 @@
 
 #include "eval/evaluator.h"
 #include "routing/expert_examples.h"
+#include "routing/routing_analysis.h"
 #include "store/results_store.h"
 
 // The Experts view and the training dialogs
@@ -224,6 +225,55 @@ void EngineWorker::evaluate(const EvaluationRequest& request) {
         Q_EMIT failed(firstLine(e));
     }
     Q_EMIT evaluationFinished(run, status, warnings);
+    Q_EMIT idle();
+}
+
+void EngineWorker::analyseRouting(const RoutingAnalysisRequest& request) {
+    cancel_ = false;
+    Q_EMIT busy(tr("Analysing routing (%1, top-%2) ...").arg(request.method).arg(request.top_k));
+    qint64 run = -1;
+    QString status = QStringLiteral("failed");
+    try {
+        if (!engine_) throw Error("open a workspace before analysing routing");
+        ResultsStore store(request.database.toStdString());
+        std::vector<RoutingDataset> datasets;
+        nlohmann::json files = nlohmann::json::array();
+        for (const QString& file : request.datasets) {
+            const Dataset d = loadJsonl(file.toStdString());
+            datasets.push_back(
+                tokenizeForRouting(d, *engine_->t5.tokenizer, EvalSettings{}.max_input_tokens));
+            files.push_back(d.path.string());
+        }
+        RoutingSpec spec;
+        spec.method = request.method.toStdString();
+        spec.top_k = request.top_k;
+        spec.record_trace = true;
+        std::unique_ptr<ExpertExamples> examples;
+        if (routingMethod(spec.method).needs_examples)
+            examples = std::make_unique<ExpertExamples>(
+                loadExpertExamples(engine_->experts, *engine_->t5.tokenizer));
+        const auto router = makeRouter(*engine_->t5.model, engine_->experts, spec, examples.get());
+        RoutingAnalysisOptions options{.batch_size = request.batch_size, .progress = {}, .cancel = &cancel_};
+        options.progress = [this](const RoutingAnalysisProgress& p) {
+            Q_EMIT routingAnalysisProgress(p.examples_done, p.examples_total,
+                                           QString::fromStdString(p.dataset));
+        };
+        const RoutingAnalysis analysis =
+            phatgoose::analyseRouting(*engine_->t5.model, *router, datasets, options);
+        const nlohmann::json settings{{"model", engine_->t5.dir.string()},
+                                      {"method", analysis.statistics.method},
+                                      {"top_k", analysis.statistics.top_k},
+                                      {"expert_names", analysis.statistics.expert_names},
+                                      {"data", files},
+                                      {"batch", request.batch_size},
+                                      {"source", "workbench"}};
+        run = store.saveRoutingAnalysis(analysis.statistics, analysis.cancelled, settings.dump(),
+                                        PHATGOOSE_VERSION);
+        status = analysis.cancelled ? QStringLiteral("cancelled") : QStringLiteral("finished");
+    } catch (const std::exception& e) {
+        Q_EMIT failed(firstLine(e));
+    }
+    Q_EMIT routingAnalysisFinished(run, status);
     Q_EMIT idle();
 }
 

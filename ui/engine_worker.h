@@ -40,6 +40,9 @@ public Q_SLOTS:
     // Runs the methods x datasets grid as one "eval" run (evaluateIntoStore, as `phatgoose eval` does).
     // Clears the cancel flag first; requestCancel() ends it between batches and the run stays, cancelled.
     void evaluate(const phatgoose::ui::EvaluationRequest& request);
+    // Routing statistics over the request's datasets with the open library, stored as a route-stats run.
+    // Clears the cancel flag first; requestCancel() stops between batches and keeps the finished datasets.
+    void analyseRouting(const phatgoose::ui::RoutingAnalysisRequest& request);
 
     // ---- Experts view and training dialogs (the shell) ----
     // Emits libraryListed() with the loaded experts (empty when none).
@@ -86,6 +89,12 @@ Q_SIGNALS:
     // "finished", "cancelled" or "failed" (the reason then came through failed()).
     // warnings: inputs cut to the input limit, experts left out of routing (Evaluator's EvalResult::warnings)
     void evaluationFinished(qint64 run, const QString& status, const QStringList& warnings);
+
+    // ---- Routing analysis view ----
+    void routingAnalysisProgress(qint64 done, qint64 total, const QString& dataset);
+    // Always follows analyseRouting(): run -1 when nothing was stored; status "finished", "cancelled" or
+    // "failed" (the reason then came through failed()).
+    void routingAnalysisFinished(qint64 run, const QString& status);
 
     // ---- Experts view and training dialogs (the shell) ----
     void libraryListed(const QList<phatgoose::ui::ExpertRowView>& experts);

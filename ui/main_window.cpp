@@ -23,6 +23,7 @@
 #include <QSettings>
 #include <QTimer>
 
+#include "ui/analysis/routing_analysis_view.h"
 #include "ui/demo_location.h"
 #include "ui/experts/experts_view.h"
 #include "ui/experts/import_library_dialog.h"
@@ -67,6 +68,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     results_ = new ResultsView(tabs_);
     results_->setObjectName("results");
     tabs_->addTab(results_, tr("Results"));
+    analysis_ = new RoutingAnalysisView(tabs_);
+    analysis_->setObjectName("analysis");
+    tabs_->addTab(analysis_, tr("Routing analysis"));
     // The first screen is the probe (with an example prompt once a workspace opens), not the Model form.
     tabs_->setCurrentWidget(probe_);
     setCentralWidget(tabs_);
@@ -112,6 +116,7 @@ void MainWindow::connectWorker() {
     });
     connect(worker_, &EngineWorker::failed, this, &MainWindow::showError);
     connectResults();
+    connectAnalysis();
     engine_thread_.start();
 }
 
@@ -243,6 +248,23 @@ void MainWindow::connectResults() {
     connect(worker_, &EngineWorker::evaluationFinished, results_, &ResultsView::finishEvaluation);
     connect(results_, &ResultsView::evaluationEnded, this,
             [this] { statusBar()->showMessage(results_->statusText()); });
+}
+
+// ---- Routing analysis view ----
+void MainWindow::connectAnalysis() {
+    qRegisterMetaType<RoutingAnalysisRequest>();
+    connect(worker_, &EngineWorker::workspaceOpened, analysis_, &RoutingAnalysisView::setWorkspace);
+    connect(worker_, &EngineWorker::libraryOpened, analysis_,
+            [this](const QString&, const QStringList& experts) { analysis_->setExpertNames(experts); });
+    connect(analysis_, &RoutingAnalysisView::analysisRequested, worker_, &EngineWorker::analyseRouting);
+    // Direct, not queued: the worker's thread is busy with the very analysis to cancel.
+    connect(analysis_, &RoutingAnalysisView::cancelRequested, this, [this] { worker_->requestCancel(); });
+    connect(worker_, &EngineWorker::routingAnalysisProgress, analysis_, &RoutingAnalysisView::showProgress);
+    connect(worker_, &EngineWorker::routingAnalysisFinished, analysis_, &RoutingAnalysisView::finishAnalysis);
+    connect(worker_, &EngineWorker::routingAnalysisFinished, this, [this](qint64 run, const QString& status) {
+        if (status != "failed")
+            statusBar()->showMessage(tr("Routing analysis %1 (run %2)").arg(status).arg(run));
+    });
 }
 
 // ---- The shell: start-up, recent workspaces, the Experts view and the training dialogs ----

@@ -17,6 +17,7 @@ class CompareView;
 class EngineWorker;
 class ProbeView;
 class ResultsView;
+class RoutingAnalysisView;
 struct ModelSummaryView;
 class ExpertsView;
 class TrainGateDialog;
@@ -37,6 +38,7 @@ public:
     ProbeView* probeView() const { return probe_; }
     CompareView* compareView() const { return compare_; }
     ResultsView* resultsView() const { return results_; }
+    RoutingAnalysisView* analysisView() const { return analysis_; }
     QTabWidget* tabs() const { return tabs_; }
 
     // ---- The shell: start-up, recent workspaces, the Experts view and the training dialogs ----
@@ -60,7 +62,8 @@ Q_SIGNALS:
 private:
     void buildMenus();
     void connectWorker();
-    void connectResults();  // the Results view <-> the engine worker
+    void connectResults();   // the Results view <-> the engine worker
+    void connectAnalysis();  // the Routing analysis view <-> the engine worker
     void showSummary(const ModelSummaryView& summary);
     void showError(const QString& message);
     // ---- Probe and Compare views ----
@@ -81,6 +84,7 @@ private:
     ProbeView* probe_ = nullptr;
     CompareView* compare_ = nullptr;
     ResultsView* results_ = nullptr;
+    RoutingAnalysisView* analysis_ = nullptr;
     QLabel* library_status_ = nullptr;
     // ---- The shell ----
     ExpertsView* experts_view_ = nullptr;

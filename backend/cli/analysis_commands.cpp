@@ -25,23 +25,6 @@ namespace {
 
 using nlohmann::json;
 
-RoutingDataset tokenized(const Dataset& d, const Tokenizer& tokenizer, int64_t max_tokens, int64_t limit,
-                         std::ostream& err) {
-    RoutingDataset out{.name = d.name, .inputs = {}, .targets = {}};
-    int64_t cut = 0;
-    for (const Example& ex : d.examples) {
-        if (limit > 0 && int64_t(out.inputs.size()) >= limit) break;
-        out.inputs.push_back(tokenizer.encode(ex.input));
-        out.targets.push_back(tokenizer.encode(ex.target));
-        cut += truncateKeepingEos(out.inputs.back(), max_tokens, tokenizer.kEos);
-        cut += truncateKeepingEos(out.targets.back(), max_tokens, tokenizer.kEos);
-    }
-    if (cut)
-        err << d.path.string() << ": " << cut << " input(s) or target(s) cut to " << max_tokens
-            << " tokens\n";
-    return out;
-}
-
 // Each expert's mean weight averaged over the dataset's modules (encoder and decoder alike).
 std::vector<double> overallWeight(const DatasetRoutingStatistics& d, size_t experts) {
     std::vector<double> total(experts, 0.0);
@@ -113,7 +96,13 @@ void runRouteStats(CommandContext& ctx) {
     PretrainedT5 t5 = loadPretrainedT5(model_dir);
     const std::unique_ptr<Router> router = routerFromOptions(ctx, t5, true);
     std::vector<RoutingDataset> datasets;
-    for (const Dataset& d : data) datasets.push_back(tokenized(d, *t5.tokenizer, max_tokens, limit, ctx.err));
+    for (const Dataset& d : data) {
+        int64_t cut = 0;
+        datasets.push_back(tokenizeForRouting(d, *t5.tokenizer, max_tokens, limit, &cut));
+        if (cut)
+            ctx.err << d.path.string() << ": " << cut << " input(s) or target(s) cut to " << max_tokens
+                    << " tokens\n";
+    }
 
     InterruptGuard guard;
     StatusLine line(ctx.err);
@@ -123,22 +112,13 @@ void runRouteStats(CommandContext& ctx) {
         text << "[" << p.examples_done << "/" << p.examples_total << "] " << p.dataset;
         line.show(text.str());
     };
+    const RoutingAnalysis analysis = analyseRouting(*t5.model, *router, datasets, options);
+    line.end();
     std::optional<int64_t> run;
-    RoutingAnalysis analysis;
-    try {
-        analysis = analyseRouting(*t5.model, *router, datasets, options);
-        line.end();
-        if (store) {
-            run = store->beginRun("route-stats", runSettings(ctx, analysis.statistics, data).dump(),
-                                  PHATGOOSE_VERSION);
-            for (const DatasetRoutingStatistics& d : analysis.statistics.datasets)
-                store->addRoutingStatistics(*run, d);
-            store->finishRun(*run, analysis.cancelled ? RunStatus::Cancelled : RunStatus::Finished);
-        }
-    } catch (...) {
-        if (store && run) store->finishRun(*run, RunStatus::Failed);
-        throw;
-    }
+    if (store)
+        run =
+            store->saveRoutingAnalysis(analysis.statistics, analysis.cancelled,
+                                       runSettings(ctx, analysis.statistics, data).dump(), PHATGOOSE_VERSION);
     if (ctx.parser.isSet("json"))
         ctx.out << analysis.statistics.toJson() << "\n";
     else

@@ -51,6 +51,21 @@ void routeBatch(T5ModelImpl& model, Router& router, const std::vector<std::vecto
 
 }  // namespace
 
+RoutingDataset tokenizeForRouting(const Dataset& dataset, const Tokenizer& tokenizer, int64_t max_tokens,
+                                  int64_t limit, int64_t* cut) {
+    RoutingDataset out{.name = dataset.name, .inputs = {}, .targets = {}};
+    int64_t cuts = 0;
+    for (const Example& ex : dataset.examples) {
+        if (limit > 0 && int64_t(out.inputs.size()) >= limit) break;
+        out.inputs.push_back(tokenizer.encode(ex.input));
+        out.targets.push_back(tokenizer.encode(ex.target));
+        cuts += truncateKeepingEos(out.inputs.back(), max_tokens, Tokenizer::kEos);
+        cuts += truncateKeepingEos(out.targets.back(), max_tokens, Tokenizer::kEos);
+    }
+    if (cut) *cut = cuts;
+    return out;
+}
+
 RoutingAnalysis analyseRouting(T5ModelImpl& model, Router& router,
                                const std::vector<RoutingDataset>& datasets,
                                const RoutingAnalysisOptions& options) {

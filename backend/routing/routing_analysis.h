@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "model/t5_model.h"
 #include "routing/router.h"
 #include "routing/routing_statistics.h"
+#include "tokenizer/tokenizer.h"
 
 namespace phatgoose {
 
@@ -37,6 +39,11 @@ struct RoutingAnalysis {
     RoutingStatistics statistics;  // the datasets finished (all of them unless cancelled)
     bool cancelled = false;
 };
+
+// A dataset's inputs and targets as token ids, each cut to `max_tokens` (eos kept); at most `limit` examples
+// (0: all). `cut` (when given) receives how many inputs or targets were cut.
+RoutingDataset tokenizeForRouting(const Dataset& dataset, const Tokenizer& tokenizer, int64_t max_tokens,
+                                  int64_t limit = 0, int64_t* cut = nullptr);
 
 // `router` is attached to `model` and records its trace (RoutingSpec::record_trace); scores need not be
 // recorded. Throws phatgoose::Error on a router without a trace, mismatched inputs and targets, or bad ids.

@@ -433,6 +433,19 @@ std::vector<TraceRecord> ResultsStore::traces(std::optional<int64_t> run) const 
     return out;
 }
 
+int64_t ResultsStore::saveRoutingAnalysis(const RoutingStatistics& statistics, bool cancelled,
+                                          const std::string& settings_json, const std::string& version) {
+    const int64_t run = beginRun("route-stats", settings_json, version);
+    try {
+        for (const DatasetRoutingStatistics& d : statistics.datasets) addRoutingStatistics(run, d);
+    } catch (...) {
+        finishRun(run, RunStatus::Failed);
+        throw;
+    }
+    finishRun(run, cancelled ? RunStatus::Cancelled : RunStatus::Finished);
+    return run;
+}
+
 void ResultsStore::addRoutingStatistics(int64_t run, const DatasetRoutingStatistics& dataset) {
     const Sql sql(connection_, file_);
     Transaction transaction(sql);
