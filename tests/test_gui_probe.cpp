@@ -3,9 +3,11 @@
 // against the backend's own trace for the same prompt (probePrompt called here directly).
 #include <QComboBox>
 #include <QImage>
+#include <QMenu>
 #include <QSignalSpy>
 #include <QTabWidget>
 #include <QTemporaryDir>
+#include <QToolButton>
 #include <QtTest>
 #include <cmath>
 #include <set>
@@ -321,6 +323,41 @@ private Q_SLOTS:
                 }
             QVERIFY(compare->summary().contains(QString::number(diff.mean_jaccard, 'f', 3)));
         }
+    }
+
+    // What-if: excluding an expert in the picker routes without it: the trace lists only the others and no
+    // token keeps it; Compare with the exclusion on side B puts the ablated run beside the original. (That
+    // the exclusion equals a library folder without the expert, logit for logit, is test_cli's
+    // excludeEqualsALibraryWithoutTheExpert.)
+    void excludingAnExpertRoutesWithoutIt() {
+        auto window = probedWindow("phatgoose");
+        QVERIFY(window);
+        ui::ProbeView* probe = window->probeView();
+        QCOMPARE(probe->methodPicker()->excludeButton()->menu()->actions().size(), 3);
+        probe->methodPicker()->setExcluded({"count"});
+        QCOMPARE(probe->methodPicker()->excluded(), QStringList{"count"});
+        QVERIFY(probe->methodPicker()->excludeButton()->text().contains("1"));
+        QSignalSpy shown(probe, &ui::ProbeView::resultShown);
+        probe->run();
+        QVERIFY(shown.wait(60000));
+        std::vector<std::string> others;
+        for (const LoraExpert& e : experts_)
+            if (e.name != "count") others.push_back(e.name);
+        QCOMPARE(probe->trace().expert_names, others);
+        for (const SiteRouting& site : probe->trace().sites)
+            for (int32_t e : site.experts) QVERIFY(e >= 0 && e < 2);
+
+        ui::CompareView* compare = window->compareView();
+        compare->setPrompt(kPrompt);
+        compare->pickerA()->setMethod("phatgoose");
+        compare->pickerB()->setMethod("phatgoose");
+        compare->pickerA()->setExcluded({});
+        compare->pickerB()->setExcluded({"count"});
+        QSignalSpy compared(compare, &ui::CompareView::resultShown);
+        compare->run();
+        QVERIFY(compared.wait(60000));
+        QCOMPARE(compare->difference().modules.empty(), false);
+        QVERIFY(compare->summary().size() > 0);
     }
 
     void routingDifferenceEdgeCases() {

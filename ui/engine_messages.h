@@ -39,7 +39,8 @@ struct ProbeRequest {
     QString method = QString::fromStdString(RoutingSpec{}.method);
     int top_k = int(RoutingSpec{}.top_k);
     int max_new_tokens = 16;
-    QString expert;  // single: the expert applied everywhere (empty: the library's first)
+    QString expert;       // single: the expert applied everywhere (empty: the library's first)
+    QStringList exclude;  // what-if: route as if the library lacked these experts
 };
 
 struct ProbeResult {
@@ -80,6 +81,7 @@ struct RoutingAnalysisRequest {
     int top_k = int(RoutingSpec{}.top_k);
     QStringList datasets;  // JSON Lines files
     int batch_size = 8;
+    QStringList exclude;  // experts routed without
 };
 
 struct ExpertRowView {

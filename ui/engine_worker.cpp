@@ -1,6 +1,7 @@
 #include "ui/engine_worker.h"
 
 #include "error.h"
+#include "experts/expert_exclusion.h"
 #include "experts/expert_library.h"
 #include "model/compute_policy.h"
 #include "model/model_summary.h"
@@ -228,6 +229,21 @@ void EngineWorker::evaluate(const EvaluationRequest& request) {
     Q_EMIT idle();
 }
 
+namespace {
+
+std::vector<std::string> excludedNames(const QStringList& exclude) {
+    std::vector<std::string> names;
+    for (const QString& n : exclude) names.push_back(n.toStdString());
+    return names;
+}
+
+// The open library, less the experts a what-if request leaves out (the copies share the experts' tensors).
+std::vector<LoraExpert> routedExperts(const std::vector<LoraExpert>& experts, const QStringList& exclude) {
+    return exclude.isEmpty() ? experts : withoutExperts(experts, excludedNames(exclude));
+}
+
+}  // namespace
+
 void EngineWorker::analyseRouting(const RoutingAnalysisRequest& request) {
     cancel_ = false;
     Q_EMIT busy(tr("Analysing routing (%1, top-%2) ...").arg(request.method).arg(request.top_k));
@@ -266,6 +282,7 @@ void EngineWorker::analyseRouting(const RoutingAnalysisRequest& request) {
                                       {"expert_names", analysis.statistics.expert_names},
                                       {"data", files},
                                       {"batch", request.batch_size},
+                                      {"exclude", excludedNames(request.exclude)},
                                       {"source", "workbench"}};
         run = store.saveRoutingAnalysis(analysis.statistics, analysis.cancelled, settings.dump(),
                                         PHATGOOSE_VERSION);
@@ -507,11 +524,11 @@ ProbeResult EngineWorker::runProbe(const ProbeRequest& request) {
     if (method.names_an_expert && spec.expert.empty() && !engine_->experts.empty())
         spec.expert = engine_->experts.front().name;
     // Read on every probe rather than cached: training and opening libraries change the experts.
+    const std::vector<LoraExpert> experts = routedExperts(engine_->experts, request.exclude);
     std::unique_ptr<ExpertExamples> examples;
-    if (method.needs_examples && !engine_->experts.empty())
-        examples =
-            std::make_unique<ExpertExamples>(loadExpertExamples(engine_->experts, *engine_->t5.tokenizer));
-    ProbeOutcome outcome = probePrompt(engine_->t5, engine_->experts, spec, request.prompt.toStdString(),
+    if (method.needs_examples && !experts.empty())
+        examples = std::make_unique<ExpertExamples>(loadExpertExamples(experts, *engine_->t5.tokenizer));
+    ProbeOutcome outcome = probePrompt(engine_->t5, experts, spec, request.prompt.toStdString(),
                                        request.max_new_tokens, examples.get());
     ProbeResult result{.output = QString::fromStdString(outcome.output), .trace = std::move(outcome.trace)};
     result.warnings = qStringList(outcome.warnings);

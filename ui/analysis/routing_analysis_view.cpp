@@ -183,7 +183,8 @@ void RoutingAnalysisView::requestAnalysis() {
                                    .method = picker_->method(),
                                    .top_k = picker_->topK(),
                                    .datasets = files,
-                                   .batch_size = 8};
+                                   .batch_size = 8,
+                                   .exclude = picker_->excluded()};
     start_->setEnabled(false);
     cancel_->setEnabled(true);
     progress_->setVisible(true);

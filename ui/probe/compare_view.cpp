@@ -133,6 +133,7 @@ void CompareView::request() {
         req->method = picker->method();
         req->expert = picker->expert();
         req->top_k = picker->topK();
+        req->exclude = picker->excluded();
         req->max_new_tokens = max_tokens_->value();
     }
     Q_EMIT compareRequested(r);

@@ -193,6 +193,7 @@ void ProbeView::request() {
     r.method = picker_->method();
     r.expert = picker_->expert();
     r.top_k = picker_->topK();
+    r.exclude = picker_->excluded();
     r.max_new_tokens = max_tokens_->value();
     Q_EMIT probeRequested(r);
 }

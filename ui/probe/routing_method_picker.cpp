@@ -3,7 +3,9 @@
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QMenu>
 #include <QSpinBox>
+#include <QToolButton>
 
 #include "routing/routing_methods.h"
 
@@ -28,6 +30,12 @@ RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
     top_k_->setRange(1, 64);
     top_k_->setValue(int(RoutingSpec{}.top_k));
     top_k_->setToolTip(tr("Experts kept per token and module (token-wise methods)"));
+    exclude_ = new QToolButton(this);
+    exclude_menu_ = new QMenu(exclude_);
+    exclude_->setMenu(exclude_menu_);
+    exclude_->setPopupMode(QToolButton::InstantPopup);
+    exclude_->setToolTip(
+        tr("Route as if the library lacked the checked experts (the others are re-normalised)"));
     auto* layout = new QHBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(method_);
@@ -35,6 +43,7 @@ RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
     layout->addWidget(expert_);
     layout->addWidget(new QLabel(tr("k"), this));
     layout->addWidget(top_k_);
+    layout->addWidget(exclude_);
     connect(method_, &QComboBox::currentTextChanged, this, [this] {
         updateEnabled();
         Q_EMIT changed();
@@ -45,9 +54,22 @@ RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
         Q_EMIT changed();
     });
     updateEnabled();
+    updateExcludeText();
 }
 
 void RoutingMethodPicker::setExpertNames(const QStringList& names) {
+    const QStringList was_excluded = excluded();
+    exclude_menu_->clear();
+    for (const QString& name : names) {
+        QAction* action = exclude_menu_->addAction(name);
+        action->setCheckable(true);
+        action->setChecked(was_excluded.contains(name));
+        connect(action, &QAction::toggled, this, [this] {
+            updateExcludeText();
+            Q_EMIT changed();
+        });
+    }
+    updateExcludeText();
     const QString current = expert_->currentText();
     expert_->clear();
     expert_->addItems(names);
@@ -58,6 +80,28 @@ void RoutingMethodPicker::setExpertNames(const QStringList& names) {
         top_k_->setValue(std::min(wanted_k_, int(names.size())));
     }
     updateEnabled();
+}
+
+QStringList RoutingMethodPicker::excluded() const {
+    QStringList names;
+    for (const QAction* a : exclude_menu_->actions())
+        if (a->isChecked()) names << a->text();
+    return names;
+}
+
+void RoutingMethodPicker::setExcluded(const QStringList& names) {
+    for (QAction* a : exclude_menu_->actions()) {
+        const QSignalBlocker quiet(a);
+        a->setChecked(names.contains(a->text()));
+    }
+    updateExcludeText();
+    Q_EMIT changed();
+}
+
+void RoutingMethodPicker::updateExcludeText() {
+    const int n = int(excluded().size());
+    exclude_->setText(n == 0 ? tr("exclude: none") : tr("excluding %n", nullptr, n));
+    exclude_->setEnabled(!exclude_menu_->actions().isEmpty());
 }
 
 void RoutingMethodPicker::setMethod(const QString& method) {

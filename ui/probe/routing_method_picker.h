@@ -1,12 +1,14 @@
 #pragma once
-// A routing configuration as three controls: the method (every method the engine knows), the expert for
-// `single` (from the open library), and k for the token-wise methods. Controls that do not apply are
-// disabled.
+// A routing configuration as controls: the method (every method the engine knows), the expert for `single`
+// (from the open library), k for the token-wise methods, and the experts to leave out (what-if: route as if
+// the library lacked them). Controls that do not apply are disabled.
 #include <QString>
 #include <QStringList>
 #include <QWidget>
 
 class QComboBox;
+class QMenu;
+class QToolButton;
 class QSpinBox;
 
 namespace phatgoose::ui {
@@ -20,7 +22,10 @@ public:
     void setTopK(int k);
     void setExpert(const QString& name);
     QString method() const;
-    QString expert() const;  // empty unless the method is `single`
+    QString expert() const;        // empty unless the method is `single`
+    QStringList excluded() const;  // library order
+    void setExcluded(const QStringList& names);
+    QToolButton* excludeButton() const { return exclude_; }
     int topK() const;
     QComboBox* methodBox() const { return method_; }
     QComboBox* expertBox() const { return expert_; }
@@ -31,7 +36,10 @@ Q_SIGNALS:
 
 private:
     void updateEnabled();
+    void updateExcludeText();
     QComboBox* method_;
+    QToolButton* exclude_;
+    QMenu* exclude_menu_;
     QComboBox* expert_;
     QSpinBox* top_k_;
     int wanted_k_ = 2;  // the k asked for, restored when a larger library replaces a smaller one
