@@ -337,13 +337,22 @@ private Q_SLOTS:
         probe->methodPicker()->setExcluded({"count"});
         QCOMPARE(probe->methodPicker()->excluded(), QStringList{"count"});
         QVERIFY(probe->methodPicker()->excludeButton()->text().contains("1"));
+        probe->setPrompt(
+            kPrompt);  // opening the workspace may have put its example prompt in the field since
         QSignalSpy shown(probe, &ui::ProbeView::resultShown);
         probe->run();
         QVERIFY(shown.wait(60000));
         std::vector<std::string> others;
+        std::vector<LoraExpert> smaller;
         for (const LoraExpert& e : experts_)
-            if (e.name != "count") others.push_back(e.name);
+            if (e.name != "count") {
+                others.push_back(e.name);
+                smaller.push_back(e);
+            }
         QCOMPARE(probe->trace().expert_names, others);
+        const ProbeOutcome expected =
+            probePrompt(t5_, smaller, {.method = "phatgoose", .top_k = 2}, kPrompt, 16);
+        QCOMPARE(probe->trace().toJson(), expected.trace.toJson());
         for (const SiteRouting& site : probe->trace().sites)
             for (int32_t e : site.experts) QVERIFY(e >= 0 && e < 2);
 
