@@ -29,6 +29,7 @@
 #include "store/results_store.h"
 #include "ui/main_window.h"
 #include "ui/plot/qcustomplot_include.h"
+#include "ui/probe/probe_view.h"
 #include "ui/results/accuracy_chart.h"
 #include "ui/results/new_evaluation_dialog.h"
 #include "ui/results/predictions_table_model.h"
@@ -228,6 +229,39 @@ private Q_SLOTS:
             QCOMPARE(bars->data()->at(5)->value, stored_metrics_[size_t(m * 4 + 3)].value);
             ++m;
         }
+    }
+
+    // "Open in probe": the selected example's input runs in the probe with the result's method and k.
+    void openInProbeRunsTheExample() {
+        ui::MainWindow window;
+        window.show();
+        ui::ResultsView* view = open(window, ws_.root);
+        QVERIFY(view);
+        const int row = rowOf(view, "phatgoose", "count");
+        QVERIFY(row >= 0);
+        view->metricsTable()->setCurrentIndex(view->metricsTable()->model()->index(row, 0));
+        QVERIFY(!view->openInProbeAction()->isEnabled());  // no example selected yet
+        const QAbstractItemModel* table = view->predictionsTable()->model();
+        view->predictionsTable()->setCurrentIndex(table->index(1, ui::PredictionsTableModel::Input));
+        QVERIFY(view->openInProbeAction()->isEnabled());
+        const QString input = table->index(1, ui::PredictionsTableModel::Input)
+                                  .data(ui::PredictionsTableModel::kRawRole)
+                                  .toString();
+        ui::ProbeView* probe = window.probeView();
+        QSignalSpy shown(probe, &ui::ProbeView::resultShown);
+        view->openInProbeAction()->trigger();
+        QCOMPARE(window.tabs()->currentWidget(), static_cast<QWidget*>(probe));
+        QVERIFY(shown.wait(kWaitMs));
+        QCOMPARE(probe->prompt(), input);
+        QCOMPARE(probe->trace().method, std::string("phatgoose"));
+        QCOMPARE(probe->trace().top_k, int64_t(2));
+        // "base" is a routing of the library too (no experts): it opens like any other method.
+        const int base_row = rowOf(view, "base", "count");
+        QVERIFY(base_row >= 0);
+        window.tabs()->setCurrentWidget(view);
+        view->metricsTable()->setCurrentIndex(view->metricsTable()->model()->index(base_row, 0));
+        view->predictionsTable()->setCurrentIndex(table->index(0, ui::PredictionsTableModel::Input));
+        QVERIFY(view->openInProbeAction()->isEnabled());
     }
 
     void drillDownShowsTheStoredPredictions() {

@@ -30,6 +30,7 @@
 #include "ui/experts/train_expert_dialog.h"
 #include "ui/experts/train_gate_dialog.h"
 #include "ui/probe/compare_view.h"
+#include "ui/probe/routing_method_picker.h"
 #include "ui/recent_workspaces.h"
 #include "ui/results/results_view.h"
 
@@ -246,6 +247,14 @@ void MainWindow::connectResults() {
     connect(results_, &ResultsView::cancelRequested, this, [this] { worker_->requestCancel(); });
     connect(worker_, &EngineWorker::evaluationProgress, results_, &ResultsView::showEvaluationProgress);
     connect(worker_, &EngineWorker::evaluationFinished, results_, &ResultsView::finishEvaluation);
+    connect(results_, &ResultsView::openInProbe, this, [this](const ProbeRequest& r) {
+        probe_->setPrompt(r.prompt);
+        probe_->setMethod(r.method);
+        probe_->methodPicker()->setTopK(r.top_k);
+        if (!r.expert.isEmpty()) probe_->methodPicker()->setExpert(r.expert);
+        tabs_->setCurrentWidget(probe_);
+        probe_->run();
+    });
     connect(results_, &ResultsView::evaluationEnded, this,
             [this] { statusBar()->showMessage(results_->statusText()); });
 }

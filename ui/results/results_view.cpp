@@ -1,5 +1,7 @@
 #include "ui/results/results_view.h"
 
+#include "routing/routing_methods.h"
+
 #include <QAction>
 #include <QComboBox>
 #include <QDateTime>
@@ -218,6 +220,11 @@ QWidget* ResultsView::buildProgress() {
     return progress_row_;
 }
 
+// Baselines such as the multitask model are not a routing of the open library: the probe cannot run them.
+bool ResultsView::probeable() const {
+    return findRoutingMethod(shown_method_.section(':', 0, 0).toStdString()) != nullptr;
+}
+
 QWidget* ResultsView::buildPredictions() {
     auto* box = new QWidget(this);
     predictions_ = new PredictionsTableModel(this);
@@ -240,6 +247,27 @@ QWidget* ResultsView::buildPredictions() {
     auto* top = new QHBoxLayout;
     top->addWidget(predictions_caption_, 1);
     top->addWidget(outcome_);
+    open_in_probe_ = new QAction(tr("Open in probe"), this);
+    open_in_probe_->setToolTip(
+        tr("Run the selected example's input in the Prompt probe with this result's method and k (routing "
+           "methods only; baselines such as multitask are other models)"));
+    open_in_probe_->setEnabled(false);
+    connect(
+        predictions_view_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+        [this](const QModelIndex& current) { open_in_probe_->setEnabled(current.isValid() && probeable()); });
+    connect(open_in_probe_, &QAction::triggered, this, [this] {
+        const QModelIndex current = predictions_view_->currentIndex();
+        if (!current.isValid()) return;
+        const PredictionRow& row = predictions_->row(predictions_filter_->mapToSource(current).row());
+        ProbeRequest request;
+        request.prompt = row.input;
+        // "single:qa" is the method single with the expert qa, as `phatgoose eval --methods` spells it.
+        request.method = shown_method_.section(':', 0, 0);
+        request.expert = shown_method_.section(':', 1);
+        if (shown_top_k_ > 0) request.top_k = shown_top_k_;
+        Q_EMIT openInProbe(request);
+    });
+    top->addWidget(buttonFor(open_in_probe_, box));
     top->addWidget(buttonFor(export_predictions_, box));
     auto* layout = new QVBoxLayout(box);
     layout->setContentsMargins(0, 0, 0, 0);
@@ -384,6 +412,9 @@ void ResultsView::showPredictionsOf(const QModelIndex& proxy_index) {
         return;
     }
     const ResultRow r = metrics_->row(metrics_filter_->mapToSource(proxy_index).row());
+    shown_method_ = r.method;
+    shown_top_k_ = int(r.top_k);
+    open_in_probe_->setEnabled(false);
     QList<PredictionRow> rows;
     try {
         for (const PredictionRecord& p : store_->predictions(r.run))

@@ -48,6 +48,8 @@ public:
     QAction* newEvaluationAction() const { return new_evaluation_; }
     QAction* exportTableAction() const { return export_table_; }
     QAction* exportPredictionsAction() const { return export_predictions_; }
+    // Opens the selected prediction's input in the probe with the shown result's method and k.
+    QAction* openInProbeAction() const { return open_in_probe_; }
     QAction* saveChartAction() const { return save_chart_; }
 
     // The parts, for tests.
@@ -88,6 +90,8 @@ Q_SIGNALS:
     void cancelRequested();  // connect directly (not queued) to EngineWorker::requestCancel
     void resultsShown();     // after each (re)load of the table and the chart
     void predictionsShown();
+    // The example's input under the result's routing configuration, for the Prompt probe to run.
+    void openInProbe(const phatgoose::ui::ProbeRequest& request);
     void evaluationEnded(qint64 run, const QString& status);
 
 private:
@@ -117,6 +121,10 @@ private:
     QAction* new_evaluation_ = nullptr;
     QAction* export_table_ = nullptr;
     QAction* export_predictions_ = nullptr;
+    QAction* open_in_probe_ = nullptr;
+    bool probeable() const;  // the shown result's method is a routing method the probe can run
+    QString shown_method_;   // the method label and k of the result whose predictions are shown
+    int shown_top_k_ = 0;
     QAction* save_chart_ = nullptr;
     QComboBox* run_ = nullptr;
     QLineEdit* text_ = nullptr;
