@@ -342,6 +342,14 @@ private Q_SLOTS:
         QCOMPARE(logits.err.find("(4 tokens"), logits.err.rfind("(4 tokens"));
     }
 
+    void benchRefusesAnUnknownScale() {
+        const Run r = cli({"bench", "--scale", "tiny"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(
+            r.err.find("--scale must be paper, large, base or flan-small (got 'tiny')") != std::string::npos,
+            r.err.c_str());
+    }
+
     void everyCommandHasHelp_data() {
         QTest::addColumn<QString>("command");
         for (const char* c : {"info", "tokenize", "generate", "logits", "route", "route-stats",

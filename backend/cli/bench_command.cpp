@@ -204,7 +204,8 @@ std::vector<Command> benchCommands() {
              load.setFlags(QCommandLineOption::HiddenFromHelp);
              p.addOption(load);
              p.addOption({"scale",
-                          "paper (T5-XL-LM-adapt, 2.85 B parameters), large or base: build that shape and "
+                          "paper (T5-XL-LM-adapt, 2.85 B parameters), large, base or flan-small: build that "
+                          "shape and "
                           "--experts rank-16 experts with gates in memory in BF16 and measure prefill, "
                           "decoding and memory, base against PHATGOOSE top-2 (keys prefixed SCALE_).",
                           "SCALE"});

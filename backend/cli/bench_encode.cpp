@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/bench_measure.h"
+#include "cli/published_shapes.h"
 #include "error.h"
 #include "model/t5_model.h"
 
@@ -20,18 +21,8 @@ extern char** environ;
 namespace phatgoose {
 namespace {
 
-struct EncodeShape {
-    const char* suffix;
-    const char* config_json;
-};
-
-// The two shapes measured against llama.cpp in issue #15.
-const EncodeShape kShapes[] = {
-    {"_small", R"({"model_type": "t5", "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 1024,
-        "num_layers": 8, "num_heads": 6, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false})"},
-    {"_base", R"({"model_type": "t5", "vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072,
-        "num_layers": 12, "num_heads": 12, "feed_forward_proj": "relu", "tie_word_embeddings": true})"},
-};
+// The two shapes measured against llama.cpp in issue #15: key suffix and published shape.
+const std::pair<const char*, const char*> kShapes[] = {{"_small", "flan-small"}, {"_base", "base"}};
 
 template <typename F>
 double medianMs(int reps, F&& f) {
@@ -91,9 +82,8 @@ double matmulsOnlyMs(T5ModelImpl& m, int64_t len, int reps) {
 nlohmann::json encodeBatchOneBench(double gemm_gflops, int rounds) {
     torch::InferenceMode guard;
     nlohmann::json r;
-    for (const EncodeShape& shape : kShapes) {
-        const T5Config config =
-            T5Config::fromJsonText(shape.config_json, std::string("bench shape") + shape.suffix);
+    for (const auto& [suffix, shape] : kShapes) {
+        const T5Config config = *publishedT5Shape(shape);
         T5Model model(config);
         for (auto& p : model->parameters()) p.normal_(0.0, 0.05);
         torch::Tensor ids = torch::randint(3, 32000, {1, 128}), mask = torch::ones_like(ids);
@@ -101,7 +91,7 @@ nlohmann::json encodeBatchOneBench(double gemm_gflops, int rounds) {
         const double ms = bestSeconds(rounds, [&] { model->encode(ids, mask); }) * 1e3;
         const double matmul_ms = matmulsOnlyMs(*model, 128, rounds);
         const double gflops = encoderFlopsOneSequence(config, 128) / (ms * 1e6);
-        const std::string s = shape.suffix;
+        const std::string s = suffix;
         r["encode_b1_128_ms" + s] = ms;
         r["encode_b1_128_gflops" + s] = gflops;
         r["encode_b1_fraction_of_gemm" + s] = gflops / gemm_gflops;
@@ -113,9 +103,9 @@ nlohmann::json encodeBatchOneBench(double gemm_gflops, int rounds) {
 
 void encodeLoop(const std::string& name, int passes) {
     torch::InferenceMode guard;
-    for (const EncodeShape& shape : kShapes) {
-        if (shape.suffix != "_" + name) continue;
-        T5Model model(T5Config::fromJsonText(shape.config_json, name));
+    for (const auto& [suffix, shape] : kShapes) {
+        if (suffix != "_" + name) continue;
+        T5Model model(*publishedT5Shape(shape));
         for (auto& p : model->parameters()) p.normal_(0.0, 0.05);
         torch::Tensor ids = torch::randint(3, 32000, {1, 128}), mask = torch::ones_like(ids);
         for (int i = 0; i < passes; ++i) model->encode(ids, mask);

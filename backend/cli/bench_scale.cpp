@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "cli/bench_measure.h"
+#include "cli/published_shapes.h"
 #include "experts/lora_expert.h"
 #include "model/compute_policy.h"
 #include "model/t5_loader.h"
@@ -18,27 +19,6 @@ namespace phatgoose {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Scale {
-    const char* name;
-    const char* config_json;
-};
-
-// The shapes of the published checkpoints (their config.json fields that matter here).
-const Scale kScales[] = {
-    {"paper", R"({"model_type": "t5", "vocab_size": 32128, "d_model": 2048, "d_kv": 64, "d_ff": 5120,
-        "num_layers": 24, "num_heads": 32, "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false})"},
-    {"large", R"({"model_type": "t5", "vocab_size": 32128, "d_model": 1024, "d_kv": 64, "d_ff": 4096,
-        "num_layers": 24, "num_heads": 16, "feed_forward_proj": "relu", "tie_word_embeddings": true})"},
-    {"base", R"({"model_type": "t5", "vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072,
-        "num_layers": 12, "num_heads": 12, "feed_forward_proj": "relu", "tie_word_embeddings": true})"},
-};
-
-const Scale& findScale(const std::string& name) {
-    for (const Scale& s : kScales)
-        if (name == s.name) return s;
-    throw UsageError("--scale must be paper, large or base (got '" + name + "')");
-}
 
 // Uniform values in [-bound, bound] from a counter-based hash: billions of values in seconds, on every
 // thread, reproducible. Statistics are all a speed benchmark needs.
@@ -175,9 +155,11 @@ void writeScaleFiles(const fs::path& dir, const T5ModelImpl& model, const std::v
 
 void runScaleBench(CommandContext& ctx) {
     applyComputePolicy(ctx.threads());
-    const Scale& scale = findScale(ctx.value("scale"));
-    const std::string key = std::string(scale.name) + "_";
-    const T5Config config = T5Config::fromJsonText(scale.config_json, std::string(scale.name) + " config");
+    const std::string scale = ctx.value("scale");
+    const std::optional<T5Config> shape = publishedT5Shape(scale);
+    if (!shape) throw UsageError("--scale must be paper, large, base or flan-small (got '" + scale + "')");
+    const T5Config config = *shape;
+    const std::string key = scale + "_";
     const int64_t count = ctx.integer("experts", 1, 4096);
     nlohmann::json r;
     r["blas"] = blasDescription();
@@ -200,7 +182,7 @@ void runScaleBench(CommandContext& ctx) {
             (opened["weights_mb"].get<double>() + opened["library_mb"].get<double>()) / 1e3;
     }
     compareWithFloat32(config, key, r);
-    ctx.err << "bench: building the " << scale.name << "-shaped model and " << count
+    ctx.err << "bench: building the " << scale << "-shaped model and " << count
             << " experts in memory (BF16)\n";
     auto t0 = BenchClock::now();
     T5Model model = bf16Model(config);

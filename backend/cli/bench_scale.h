@@ -1,6 +1,7 @@
 #pragma once
-// `phatgoose bench --scale paper|base|large`: a model of a published T5 shape and N rank-16 experts with
-// gates, built in memory in BF16 (random values, no disk), measured base against PHATGOOSE top-2.
+// `phatgoose bench --scale paper|large|base|flan-small`: a model of a published T5 shape and N rank-16
+// experts with gates, built in memory in BF16 (random values, no disk), measured base against PHATGOOSE
+// top-2.
 #include "cli/command.h"
 
 namespace phatgoose {

@@ -2,6 +2,18 @@
 
 namespace phatgoose::ui {
 
+ColorMapWithScale addColorMapWithScale(QCustomPlot* plot) {
+    auto* map = new QCPColorMap(plot->xAxis, plot->yAxis);
+    map->setInterpolate(false);
+    auto* scale = new QCPColorScale(plot);
+    plot->plotLayout()->addElement(0, 1, scale);
+    map->setColorScale(scale);
+    auto* margins = new QCPMarginGroup(plot);
+    plot->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    scale->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    return {map, scale};
+}
+
 QCPTextElement* addPlotTitle(QCustomPlot* plot, const QString& text) {
     plot->plotLayout()->insertRow(0);
     auto* title = new QCPTextElement(plot, text, QFont(plot->font().family(), 9, QFont::Bold));

@@ -7,6 +7,15 @@
 
 namespace phatgoose::ui {
 
+// A colour map on the plot's axes, cells drawn as blocks, with its colour scale beside the axis rect and kept
+// the same height. Call before addPlotTitle (which inserts a row above both). Set the gradient afterwards:
+// the map adopts the scale's gradient when attached.
+struct ColorMapWithScale {
+    QCPColorMap* map;
+    QCPColorScale* scale;
+};
+ColorMapWithScale addColorMapWithScale(QCustomPlot* plot);
+
 // Inserts a title as the plot layout's first row; call before placeLegendAbove.
 QCPTextElement* addPlotTitle(QCustomPlot* plot, const QString& text = {});
 // Moves the legend out of the axis rect into a row under the title, its entries side by side.

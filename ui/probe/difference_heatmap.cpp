@@ -26,18 +26,13 @@ DifferenceHeatmap::DifferenceHeatmap(TokenStream stream, QWidget* parent)
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(plot_);
-    map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
-    map_->setInterpolate(false);
-    scale_ = new QCPColorScale(plot_);
-    plot_->plotLayout()->addElement(0, 1, scale_);
+    const ColorMapWithScale parts = addColorMapWithScale(plot_);
+    map_ = parts.map;
+    scale_ = parts.scale;
     title_ = addPlotTitle(plot_, tr("Where the kept experts differ, %1 tokens").arg(streamName(stream)));
-    map_->setColorScale(scale_);
     map_->setGradient(agreementGradient());  // after setColorScale, which adopts the scale's gradient
     map_->setDataRange(QCPRange(0, 1));
     scale_->axis()->setLabel(tr("1 - Jaccard of kept experts"));
-    auto* margins = new QCPMarginGroup(plot_);
-    plot_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
-    scale_->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
     plot_->xAxis->setTickLabelRotation(60);
     plot_->xAxis->setLabel(tr("%1 token").arg(streamName(stream)));
     plot_->yAxis->setTickLabelFont(QFont(font().family(), 7));
