@@ -277,9 +277,6 @@ void EngineWorker::analyseRouting(const RoutingAnalysisRequest& request) {
         const RoutingAnalysis analysis =
             phatgoose::analyseRouting(*engine_->t5.model, *router, datasets, options);
         const nlohmann::json settings{{"model", engine_->t5.dir.string()},
-                                      {"method", analysis.statistics.method},
-                                      {"top_k", analysis.statistics.top_k},
-                                      {"expert_names", analysis.statistics.expert_names},
                                       {"data", files},
                                       {"batch", request.batch_size},
                                       {"exclude", excludedNames(request.exclude)},

@@ -58,15 +58,11 @@ void printSummary(std::ostream& out, const RoutingStatistics& stats, size_t show
     }
 }
 
-json runSettings(const CommandContext& ctx, const RoutingStatistics& stats,
-                 const std::vector<Dataset>& data) {
+json runSettings(const CommandContext& ctx, const std::vector<Dataset>& data) {
     json files = json::array();
     for (const Dataset& d : data) files.push_back(d.path.string());
     return {{"model", ctx.value("model")},
             {"experts", ctx.value("experts")},
-            {"method", stats.method},
-            {"top_k", stats.top_k},
-            {"expert_names", stats.expert_names},
             {"data", files},
             {"batch", ctx.integer("batch", 1)},
             {"max_input_tokens", ctx.integer("max-input-tokens", 2)},
@@ -116,9 +112,8 @@ void runRouteStats(CommandContext& ctx) {
     line.end();
     std::optional<int64_t> run;
     if (store)
-        run =
-            store->saveRoutingAnalysis(analysis.statistics, analysis.cancelled,
-                                       runSettings(ctx, analysis.statistics, data).dump(), PHATGOOSE_VERSION);
+        run = store->saveRoutingAnalysis(analysis.statistics, analysis.cancelled,
+                                         runSettings(ctx, data).dump(), PHATGOOSE_VERSION);
     if (ctx.parser.isSet("json"))
         ctx.out << analysis.statistics.toJson() << "\n";
     else

@@ -435,7 +435,12 @@ std::vector<TraceRecord> ResultsStore::traces(std::optional<int64_t> run) const 
 
 int64_t ResultsStore::saveRoutingAnalysis(const RoutingStatistics& statistics, bool cancelled,
                                           const std::string& settings_json, const std::string& version) {
-    const int64_t run = beginRun("route-stats", settings_json, version);
+    // What the statistics say of themselves joins the caller's settings: the views read it back from there.
+    nlohmann::json settings = nlohmann::json::parse(settings_json.empty() ? "{}" : settings_json);
+    settings["method"] = statistics.method;
+    settings["top_k"] = statistics.top_k;
+    settings["expert_names"] = statistics.expert_names;
+    const int64_t run = beginRun("route-stats", settings.dump(), version);
     try {
         for (const DatasetRoutingStatistics& d : statistics.datasets) addRoutingStatistics(run, d);
     } catch (...) {

@@ -92,7 +92,8 @@ public:
     int64_t saveTrace(std::optional<int64_t> run, const std::string& name, const std::string& json);
 
     // A whole routing analysis as one "route-stats" run: begun, every dataset added, finished (cancelled when
-    // the analysis was). Returns the run id.
+    // the analysis was). The run's settings are `settings_json` (a JSON object) plus the statistics' method,
+    // top_k and expert_names. Returns the run id.
     int64_t saveRoutingAnalysis(const RoutingStatistics& statistics, bool cancelled,
                                 const std::string& settings_json, const std::string& version);
     // One dataset's routing statistics (`route-stats`), as one transaction; read back in the order written.

@@ -34,6 +34,9 @@ RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
     exclude_menu_ = new QMenu(exclude_);
     exclude_->setMenu(exclude_menu_);
     exclude_->setPopupMode(QToolButton::InstantPopup);
+    // Room for the longest label beside the menu arrow, so that the label never gets clipped.
+    exclude_->setMinimumWidth(exclude_->fontMetrics().horizontalAdvance(tr("excluding %n", nullptr, 99)) +
+                              28);
     exclude_->setToolTip(
         tr("Route as if the library lacked the checked experts (the others are re-normalised)"));
     auto* layout = new QHBoxLayout(this);
