@@ -40,6 +40,13 @@ double maxAbsDiff(const nlohmann::json& rows, const std::vector<float>& flat) {
     return i == flat.size() ? diff : 1e30;
 }
 
+double maxAbsDiff(const nlohmann::json& rows, const nlohmann::json& other) {
+    std::vector<float> flat;
+    for (const auto& row : other)
+        for (const auto& v : row) flat.push_back(v.get<float>());
+    return maxAbsDiff(rows, flat);
+}
+
 }  // namespace
 
 class CliTest : public QObject {
@@ -194,6 +201,47 @@ private Q_SLOTS:
                       "expert0,expert1,expert2", "x"})
                      .code,
                  1);
+    }
+
+    // --pin on every input and output token is `single` with that expert; a span pins only its tokens;
+    // bad spans and pins without a token-wise method are refused.
+    void pinEqualsSingleAndSpansAreChecked() {
+        const std::vector<std::string> common{"logits",   "--model",       tiny_,   "--input-ids",
+                                              "13,7,5,1", "--decoder-ids", "0,9,4", "--experts",
+                                              library_};
+        auto with = [&](std::vector<std::string> extra) {
+            std::vector<std::string> args = common;
+            args.insert(args.end(), extra.begin(), extra.end());
+            const Run r = cli(args);
+            if (r.code != 0) throw std::runtime_error(r.err);  // fails the test, with the message
+            return nlohmann::json::parse(r.out).at("logits");
+        };
+        const auto single = with({"--method", "single", "--expert", "expert1"});
+        const auto pinned = with({"--top-k", "2", "--pin", "expert1", "--pin-output"});
+        QVERIFY(maxAbsDiff(pinned, single) < 1e-5);
+        const auto routed = with({"--top-k", "2"});
+        const auto span = with({"--top-k", "2", "--pin", "expert1", "--pin-tokens", "1-2"});
+        QVERIFY(maxAbsDiff(span, routed) > 1e-6 && maxAbsDiff(span, single) > 1e-6);
+        const Run traced = cli({"route", "--json", "--model", tiny_, "--experts", library_, "--top-k", "2",
+                                "--pin", "expert2", "--pin-tokens", "2-", "--max-new-tokens", "2", "count"});
+        QVERIFY2(traced.code == 0, traced.err.c_str());
+        const nlohmann::json trace = nlohmann::json::parse(traced.out).at("trace");
+        const auto& site = trace.at("sites").at(0);
+        const auto& experts = site.at("experts");
+        QCOMPARE(site.at("tokens").get<size_t>(), size_t(4));  // "count": 3 pieces and eos
+        for (size_t t = 2; t < 4; ++t) QCOMPARE(experts.at(2 * t).get<int>(), 2);
+        for (const char* bad : {"3-1", "x", "1-2-3", "-4"}) {
+            const Run r = cli({"route", "--model", tiny_, "--experts", library_, "--pin", "expert0",
+                               "--pin-tokens", bad, "x"});
+            QCOMPARE(r.code, 2);
+            QVERIFY2(r.err.find("--pin-tokens") != std::string::npos, r.err.c_str());
+        }
+        const Run no_pin = cli({"route", "--model", tiny_, "--experts", library_, "--pin-output", "x"});
+        QCOMPARE(no_pin.code, 2);
+        const Run merge = cli({"route", "--model", tiny_, "--experts", library_, "--method", "merge", "--pin",
+                               "expert0", "x"});
+        QCOMPARE(merge.code, 1);
+        QVERIFY2(merge.err.find("not to 'merge'") != std::string::npos, merge.err.c_str());
     }
 
     void routePrintsTrace() {

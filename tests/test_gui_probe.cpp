@@ -3,11 +3,13 @@
 // against the backend's own trace for the same prompt (probePrompt called here directly).
 #include <QComboBox>
 #include <QImage>
+#include <QLabel>
 #include <QMenu>
 #include <QSignalSpy>
 #include <QTabWidget>
 #include <QTemporaryDir>
 #include <QToolButton>
+#include <QWidgetAction>
 #include <QtTest>
 #include <cmath>
 #include <set>
@@ -369,6 +371,56 @@ private Q_SLOTS:
         QVERIFY(compare->summary().size() > 0);
     }
 
+    // What-if: an expert pinned on a span of input tokens in the picker gives the backend's probe with that
+    // pin (which test_routing proves equals `single` on pinned tokens); Compare labels the pinned side; a
+    // method without top-k has no pin to set.
+    void pinningAnExpertInTheProbeAndCompare() {
+        auto window = probedWindow("phatgoose");
+        QVERIFY(window);
+        ui::ProbeView* probe = window->probeView();
+        ui::RoutingMethodPicker* picker = probe->methodPicker();
+        QVERIFY(picker->pinButton()->isEnabled());
+        const TokenPin pin{.expert = "count", .first = 1, .last = 2};
+        picker->setPin(pin);
+        QCOMPARE(picker->pinButton()->text(), QString("pin: count 1-2"));
+        probe->setPrompt(kPrompt);
+        QSignalSpy shown(probe, &ui::ProbeView::resultShown);
+        probe->run();
+        QVERIFY(shown.wait(60000));
+        const ProbeOutcome expected =
+            probePrompt(t5_, experts_, {.method = "phatgoose", .top_k = 2, .pin = pin}, kPrompt, 16);
+        QCOMPARE(probe->trace().toJson(), expected.trace.toJson());
+        const int count = int(std::find(probe->trace().expert_names.begin(), probe->trace().expert_names.end(),
+                                        "count") -
+                              probe->trace().expert_names.begin());
+        const SiteRouting& first = probe->trace().sites.front();
+        for (int64_t t : {1, 2}) {
+            QCOMPARE(first.experts[size_t(t * first.k)], count);
+            QCOMPARE(first.weights[size_t(t * first.k)], 1.0f);
+        }
+
+        ui::CompareView* compare = window->compareView();
+        compare->setPrompt(kPrompt);
+        compare->pickerA()->setMethod("phatgoose");
+        compare->pickerB()->setMethod("phatgoose");
+        compare->pickerA()->setPin({});
+        compare->pickerB()->setPin(pin);
+        QSignalSpy compared(compare, &ui::CompareView::resultShown);
+        compare->run();
+        QVERIFY(compared.wait(60000));
+        QStringList labels;
+        for (const QLabel* l : compare->findChildren<QLabel*>()) labels << l->text();
+        QVERIFY2(labels.join("\n").contains("count pinned on tokens 1-2"), qPrintable(labels.join("\n")));
+
+        picker->setMethod("merge");
+        QVERIFY(!picker->pinButton()->isEnabled());
+        ui::ProbeRequest request;
+        picker->applyTo(request);
+        QVERIFY(!request.pin.active());
+        picker->setMethod("phatgoose");
+        picker->setPin({});
+    }
+
     void routingDifferenceEdgeCases() {
         const ProbeOutcome p = direct("phatgoose", 2), merge = direct("merge", 1);
         const ui::RoutingDifference d = ui::compareRouting(p.trace, merge.trace);
@@ -441,6 +493,17 @@ private Q_SLOTS:
         probe->scopeSelector()->setCurrentIndex(1);
         QTest::qWait(200);
         QVERIFY(window.grab().save(dir + "/probe_top1.png"));
+        // What-if: the library's first expert pinned on input tokens 2-4.
+        const QString pinned = QString::fromStdString(probe->trace().expert_names.at(0));
+        probe->methodPicker()->setPin({.expert = pinned.toStdString(), .first = 2, .last = 4});
+        probe->viewSelector()->setCurrentIndex(0);
+        probe->run();
+        QVERIFY(shown.wait(120000));
+        QTest::qWait(200);
+        QVERIFY(window.grab().save(dir + "/probe_pinned.png"));
+        auto* form = qobject_cast<QWidgetAction*>(probe->methodPicker()->pinButton()->menu()->actions().at(0));
+        QVERIFY(form && form->defaultWidget()->grab().save(dir + "/probe_pin_form.png"));
+        probe->methodPicker()->setPin({});
         ui::CompareView* compare = window.compareView();
         window.tabs()->setCurrentWidget(compare);
         compare->setPrompt(prompt);

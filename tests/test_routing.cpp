@@ -316,6 +316,66 @@ private Q_SLOTS:
         QVERIFY(maxDiff(got, expected) < 1e-4);
     }
 
+    // Pinning an expert on every input and output token is routing to it alone: `single`, whatever the
+    // method and k; the trace still lists the method's other choices, with weight 0.
+    void pinningEveryTokenEqualsSingle_data() {
+        QTest::addColumn<QString>("method");
+        QTest::addColumn<int>("k");
+        for (int k : {1, 2, 3}) QTest::addRow("phatgoose k=%d", k) << "phatgoose" << k;
+        QTest::newRow("arrow k=2") << "arrow" << 2;
+    }
+    void pinningEveryTokenEqualsSingle() {
+        QFETCH(QString, method);
+        QFETCH(int, k);
+        auto experts = randomExperts(4, t5_.config, 41);
+        const torch::Tensor single = logitsUnder(experts, {.method = "single", .expert = "expert2"});
+        RoutingSpec spec{.method = method.toStdString(), .top_k = k, .record_trace = true};
+        spec.pin = {.expert = "expert2", .output_tokens = true};
+        auto router = makeRouter(*t5_.model, experts, spec);
+        const torch::Tensor pinned = logits(*t5_.model);
+        QVERIFY2(maxDiff(pinned, single) < 1e-5, qPrintable(QString("%1").arg(maxDiff(pinned, single))));
+        for (const SiteRouting& s : router->trace().sites)
+            for (int64_t t = 0; t < s.tokens; ++t) {
+                QCOMPARE(s.experts[size_t(t * s.k)], 2);
+                QCOMPARE(s.weights[size_t(t * s.k)], 1.0f);
+                for (int64_t j = 1; j < s.k; ++j) {
+                    QCOMPARE(s.weights[size_t(t * s.k + j)], 0.0f);
+                    QVERIFY(s.experts[size_t(t * s.k + j)] != 2);
+                }
+            }
+    }
+
+    // A pinned span of input tokens: those rows go to the pinned expert; the first layer's other rows (which
+    // no pinned token has influenced yet) and the decoder's first self-attention are routed as without a pin.
+    void pinnedSpanChangesOnlyItsTokens() {
+        auto experts = randomExperts(4, t5_.config, 43);
+        RoutingSpec spec{.method = "phatgoose", .top_k = 2, .record_trace = true};
+        auto plain = makeRouter(*t5_.model, experts, spec);
+        const torch::Tensor before = logits(*t5_.model);
+        const RoutingTrace unpinned = plain->trace();
+        plain.reset();
+        spec.pin = {.expert = "expert3", .first = 3, .last = 6};
+        auto router = makeRouter(*t5_.model, experts, spec);
+        QVERIFY(maxDiff(logits(*t5_.model), before) > 1e-4);
+        for (const std::string site :
+             {"encoder.block.0.layer.0.SelfAttention.q", "decoder.block.0.layer.0.SelfAttention.q"}) {
+            const SiteRouting& got = *router->trace().find(site);
+            const SiteRouting& was = *unpinned.find(site);
+            for (int64_t t = 0; t < got.tokens; ++t) {
+                const bool in_span = !got.decoder_tokens && t >= 3 && t <= 6;
+                for (int64_t j = 0; j < 2; ++j) {
+                    const size_t i = size_t(t * 2 + j);
+                    if (!in_span) {
+                        QCOMPARE(got.experts[i], was.experts[i]);
+                        QCOMPARE(got.weights[i], was.weights[i]);
+                    }
+                }
+                if (in_span) QCOMPARE(got.experts[size_t(t * 2)], 3);
+                if (in_span) QCOMPARE(got.weights[size_t(t * 2)], 1.0f);
+            }
+        }
+    }
+
     void traceCoversEveryTokenAndModule() {
         auto experts = randomExperts(4, t5_.config, 31);
         auto r = makeRouter(*t5_.model, experts, {.method = "phatgoose", .top_k = 2, .record_trace = true});
@@ -352,6 +412,16 @@ private Q_SLOTS:
         for (auto& e : ungated)
             for (auto& [site, m] : e.modules) m.gate = torch::Tensor();
         expectError(ungated, {.method = "phatgoose"}, "none of the 2 experts has one");
+        const TokenPin pin{.expert = "expert1"};
+        expectError(experts, {.method = "single", .expert = "expert0", .pin = pin},
+                    "applies to the token-wise routing methods, not to 'single'");
+        expectError(experts, {.method = "phatgoose", .pin = {.expert = "nobody"}},
+                    "cannot pin expert 'nobody': the routed library has expert0, expert1");
+        expectError(experts, {.method = "phatgoose", .pin = {.expert = "expert1", .first = 5, .last = 2}},
+                    "range 5-2 is empty");
+        auto half_gated = experts;
+        for (auto& [site, m] : half_gated[1].modules) m.gate = torch::Tensor();
+        expectError(half_gated, {.method = "phatgoose", .pin = pin}, "cannot pin expert 'expert1' at encoder");
     }
 
     // PEFT adapters from the independent reference: loading and applying them reproduces Hugging Face + PEFT.

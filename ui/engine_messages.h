@@ -41,6 +41,7 @@ struct ProbeRequest {
     int max_new_tokens = 16;
     QString expert;       // single: the expert applied everywhere (empty: the library's first)
     QStringList exclude;  // what-if: route as if the library lacked these experts
+    TokenPin pin;         // what-if: one expert alone on a span of tokens (token-wise methods)
 };
 
 struct ProbeResult {

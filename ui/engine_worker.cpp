@@ -517,6 +517,7 @@ ProbeResult EngineWorker::runProbe(const ProbeRequest& request) {
     spec.method = request.method.toStdString();
     spec.top_k = request.top_k;
     spec.expert = request.expert.toStdString();
+    spec.pin = request.pin;
     const RoutingMethod& method = routingMethod(spec.method);
     if (method.names_an_expert && spec.expert.empty() && !engine_->experts.empty())
         spec.expert = engine_->experts.front().name;

@@ -28,6 +28,50 @@ void declareRoutingOptions(QCommandLineParser& p) {
          "Refuse gate-based methods when some experts have no gate (default: route among the gated ones "
          "and say which were left out)."});
     declareExcludeOption(p);
+    p.addOption({"pin",
+                 "What-if: this expert takes every routed module, with weight 1, for the --pin-tokens span "
+                 "(token-wise methods only).",
+                 "NAME"});
+    p.addOption({"pin-tokens",
+                 "Input token positions the pin covers, 0-based and inclusive: 3-7, 5, or 4- (default: every "
+                 "input token).",
+                 "FROM-TO"});
+    p.addOption({"pin-output", "The pin also covers every generated (decoder) token."});
+}
+
+namespace {
+
+// "3-7", "5" or "4-" into the pin's inclusive range.
+void parsePinTokens(const QString& text, TokenPin& pin) {
+    const QStringList parts = text.split('-');
+    bool ok_first = false, ok_last = true;
+    pin.first = parts[0].trimmed().toLongLong(&ok_first);
+    pin.last = pin.first;
+    if (parts.size() == 2) pin.last = parts[1].trimmed().isEmpty() ? -1 : parts[1].trimmed().toLongLong(&ok_last);
+    if (parts.size() > 2 || !ok_first || !ok_last || pin.first < 0 || (pin.last >= 0 && pin.last < pin.first))
+        throw UsageError("--pin-tokens: expected FROM-TO, FROM or FROM- with 0 <= FROM <= TO, got '" +
+                         text.toStdString() + "'");
+}
+
+}  // namespace
+
+TokenPin tokenPin(const CommandContext& ctx) {
+    TokenPin pin;
+    if (!ctx.parser.isSet("pin")) {
+        if (ctx.parser.isSet("pin-tokens") || ctx.parser.isSet("pin-output"))
+            throw UsageError("--pin-tokens and --pin-output need --pin NAME");
+        return pin;
+    }
+    pin.expert = ctx.value("pin");
+    if (pin.expert.empty()) throw UsageError("--pin: an empty expert name");
+    if (ctx.parser.isSet("pin-tokens")) parsePinTokens(ctx.parser.value("pin-tokens"), pin);
+    pin.output_tokens = ctx.parser.isSet("pin-output");
+    return pin;
+}
+
+nlohmann::json tokenPinJson(const TokenPin& pin) {
+    if (!pin.active()) return nullptr;
+    return {{"expert", pin.expert}, {"first", pin.first}, {"last", pin.last}, {"output_tokens", pin.output_tokens}};
 }
 
 void declareExcludeOption(QCommandLineParser& p) {
@@ -93,6 +137,7 @@ std::unique_ptr<Router> routerFromOptions(const CommandContext& ctx, PretrainedT
     spec.record_trace = record_trace;
     spec.record_scores = record_trace;
     spec.require_gates = ctx.parser.isSet("require-gates");
+    spec.pin = tokenPin(ctx);
     std::unique_ptr<ExpertExamples> examples;
     if (routingMethod(spec.method).needs_examples) {
         if (!t5.tokenizer) t5.tokenizer = std::make_shared<Tokenizer>(Tokenizer::fromModelDir(t5.dir));

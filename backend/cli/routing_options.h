@@ -2,6 +2,7 @@
 // The routing options that generate, logits, route and eval share: --experts/--adapter, --method, --top-k.
 #include <QCommandLineParser>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "model/t5_loader.h"
@@ -15,6 +16,12 @@ void declareRoutingOptions(QCommandLineParser& parser);
 // --exclude NAME[,NAME]: the experts to route without (what-if); empty when not given.
 std::vector<std::string> excludedExperts(const CommandContext& ctx);
 void declareExcludeOption(QCommandLineParser& parser);
+
+// --pin NAME [--pin-tokens FROM-TO] [--pin-output]: one expert at every module for a span of input tokens
+// (what-if); inactive when --pin is not given. Declared by declareRoutingOptions.
+TokenPin tokenPin(const CommandContext& ctx);
+// {"expert", "first", "last", "output_tokens"} for a run's recorded settings; null when inactive.
+nlohmann::json tokenPinJson(const TokenPin& pin);
 
 // --max-input-tokens for the commands that cut long inputs (generate, route); `logits` refuses instead.
 void declareInputLimit(QCommandLineParser& parser);

@@ -40,6 +40,11 @@ ProbeOutcome probePrompt(PretrainedT5& t5, const std::vector<LoraExpert>& expert
     auto router = makeRouter(*t5.model, experts, spec, examples);
     ProbeOutcome out = probeWithRouter(t5, *router, prompt, max_new_tokens, max_input_tokens);
     out.warnings.insert(out.warnings.end(), router->warnings().begin(), router->warnings().end());
+    const int64_t input_tokens = int64_t(out.trace.encoder_pieces.size());
+    if (spec.pin.active() && spec.pin.first >= input_tokens)
+        out.warnings.push_back("the pinned range starts at token " + std::to_string(spec.pin.first) +
+                               " but the input has " + std::to_string(input_tokens) +
+                               " tokens: no input token was pinned");
     return out;
 }
 

@@ -61,18 +61,34 @@ private:
 
 enum class ScoreRule { Standardized, AbsoluteDot };
 
+// Whether a layer's rows are decoder tokens. Cross-attention keys and values read the encoder output: their
+// rows are encoder positions.
+bool rowsAreDecoderTokens(const LinearSite& site) {
+    const bool cross_kv = site.kind == "EncDecAttention.k" || site.kind == "EncDecAttention.v";
+    return site.stack == Stack::Decoder && !cross_kv;
+}
+
+// A TokenPin as one layer applies it: the pinned expert's index in the layer's stack, or -1 where the pin
+// covers none of the layer's rows.
+struct LayerPin {
+    TokenPin pin;
+    int64_t local = -1;
+    bool decoder_rows = false;
+};
+
 // Token-wise top-k routing (phatgoose, average-activation, arrow): scores of every candidate from one
 // matmul, then only the kept experts are applied.
 class TokenRouter : public LinearAdapter {
 public:
     TokenRouter(ExpertStack stack, const torch::Tensor& keys, ScoreRule rule, int64_t k, SiteRecorder trace,
-                bool record_scores, bool dense)
+                bool record_scores, bool dense, LayerPin pin)
         : stack_(std::move(stack)),
           rule_(rule),
           k_(std::min(k, stack_.size())),
           trace_(trace),
           record_scores_(record_scores),
-          dense_(dense) {
+          dense_(dense),
+          pin_(std::move(pin)) {
         // Standardised in float32, then kept in the gates' own dtype: BF16 gates of a large library stay
         // half the size, and the score product reads them as it reads BF16 weights.
         const torch::Tensor wide = keys.to(torch::kFloat);
@@ -84,8 +100,11 @@ public:
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base) override {
         torch::Tensor x2 = x.reshape({-1, x.size(-1)});  // [tokens, d_in]
         torch::Tensor scores = score(x2);                // [tokens, N]
+        if (pin_.local >= 0 && scores.requires_grad())
+            throw Error("routing: a token pin is for inference only, not for training");
         auto [ids, weights] =
             scores.requires_grad() ? topKSoftmax(scores) : topKSoftmaxPlain(scores.contiguous());
+        if (pin_.local >= 0) pinTokens(ids, weights, x.dim() == 3 ? x.size(1) : x2.size(0));
         if (trace_) record(scores, ids, weights);
         if (dense_) return base + stack_.applyDense(x2, ids, weights).view(base.sizes());
         torch::Tensor out = base.reshape({-1, base.size(-1)});  // a view of base: the experts add in place
@@ -138,6 +157,28 @@ private:
         return {ids, weights};
     }
 
+    // The pinned tokens' rows become [pinned expert, the method's other choices ...] with weights [1, 0, ...]:
+    // the output is the pinned expert's alone, and the trace still shows what the method would have kept.
+    // Rows are [batch * len] tokens, so a row's position in its sequence is its index modulo len.
+    void pinTokens(torch::Tensor& ids, torch::Tensor& weights, int64_t len) const {
+        int64_t* id = ids.data_ptr<int64_t>();
+        float* w = weights.data_ptr<float>();
+        std::vector<int64_t> chosen(static_cast<size_t>(k_));
+        for (int64_t t = 0; t < ids.size(0); ++t) {
+            if (!pin_.decoder_rows && !pin_.pin.coversInput(t % len)) continue;
+            int64_t* row = id + t * k_;
+            chosen.assign(row, row + k_);
+            row[0] = pin_.local;
+            w[t * k_] = 1.0f;
+            int64_t slot = 1;
+            for (int64_t e : chosen)
+                if (slot < k_ && e != pin_.local) {
+                    row[slot] = e;
+                    w[t * k_ + slot++] = 0.0f;
+                }
+        }
+    }
+
     // The same division without autograd, in plain loops over each row (held in cache for both passes):
     // ATen's mean, subtract, norm and divide would make five passes and a [tokens, d_in] temporary.
     static torch::Tensor divideBySpread(const torch::Tensor& x2, torch::Tensor raw) {
@@ -182,6 +223,7 @@ private:
     int64_t k_;
     SiteRecorder trace_;
     bool record_scores_, dense_;
+    LayerPin pin_;
 };
 
 // The expert chosen for each batch row (library indices), shared by all layers of a RowRouter-based method.
@@ -315,9 +357,7 @@ SiteRecorder Router::addSite(const LinearSite& site, const std::vector<int64_t>&
     s.block = site.block;
     s.kind = site.kind;
     s.k = std::min<int64_t>(k, int64_t(candidates.size()));
-    // Cross-attention keys and values read the encoder output: their rows are encoder positions.
-    const bool cross_kv = site.kind == "EncDecAttention.k" || site.kind == "EncDecAttention.v";
-    s.decoder_tokens = site.stack == Stack::Decoder && !cross_kv;
+    s.decoder_tokens = rowsAreDecoderTokens(site);
     s.candidates.assign(candidates.begin(), candidates.end());
     trace_.sites.push_back(std::move(s));
     return SiteRecorder(&trace_, trace_.sites.size() - 1);
@@ -368,12 +408,26 @@ public:
             for (size_t i = 0; i < covering.size(); ++i)
                 keys.push_back(key(site, ids[i], covering[i]->modules.at(site.path)));
             const SiteRecorder trace = spec.record_trace ? addSite(site, ids, spec.top_k) : SiteRecorder();
-            auto router =
-                std::make_shared<TokenRouter>(ExpertStack(site.path, covering, ids), torch::stack(keys), rule,
-                                              spec.top_k, trace, spec.record_scores, spec.dense_reference);
+            auto router = std::make_shared<TokenRouter>(ExpertStack(site.path, covering, ids),
+                                                        torch::stack(keys), rule, spec.top_k, trace,
+                                                        spec.record_scores, spec.dense_reference,
+                                                        layerPin(spec.pin, site, experts, ids, need_gate));
             bytes_ += router->bytes();
             attach(linear, router);
         }
+    }
+
+private:
+    static LayerPin layerPin(const TokenPin& pin, const LinearSite& site, const std::vector<LoraExpert>& experts,
+                             const std::vector<int64_t>& ids, bool need_gate) {
+        LayerPin layer{.pin = pin, .decoder_rows = rowsAreDecoderTokens(site)};
+        if (!pin.active() || (layer.decoder_rows && !pin.output_tokens)) return layer;
+        for (size_t i = 0; i < ids.size(); ++i)
+            if (experts[size_t(ids[i])].name == pin.expert) layer.local = int64_t(i);
+        if (layer.local < 0)
+            throw Error("cannot pin expert '" + pin.expert + "' at " + site.path + ": it has no " +
+                        (need_gate ? "gate" : "LoRA module") + " there");
+        return layer;
     }
 };
 
@@ -524,6 +578,21 @@ std::string ungatedNames(const std::vector<LoraExpert>& experts) {
     return names + " (" + std::to_string(count) + " of " + std::to_string(experts.size()) + ")";
 }
 
+void validatePin(const std::vector<LoraExpert>& experts, const RoutingSpec& spec, const RoutingMethod& method) {
+    const TokenPin& pin = spec.pin;
+    if (!method.uses_top_k)
+        throw Error("pinning an expert applies to the token-wise routing methods, not to '" + spec.method + "'");
+    if (pin.first < 0 || (pin.last >= 0 && pin.last < pin.first))
+        throw Error("the pinned token range " + std::to_string(pin.first) + "-" + std::to_string(pin.last) +
+                    " is empty or negative");
+    std::string known;
+    for (const LoraExpert& e : experts) {
+        if (e.name == pin.expert) return;
+        known += (known.empty() ? "" : ", ") + e.name;
+    }
+    throw Error("cannot pin expert '" + pin.expert + "': the routed library has " + known);
+}
+
 void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
               const ExpertExamples* examples) {
     const RoutingMethod& method = routingMethod(spec.method);
@@ -551,6 +620,7 @@ void validate(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
                         "gate: " +
                         ungated);
     }
+    if (spec.pin.active()) validatePin(experts, spec, method);
     if (method.needs_examples) {
         if (!examples || examples->inputs.size() != experts.size() ||
             examples->targets.size() != experts.size())

@@ -38,6 +38,20 @@ std::string routingMethodList();
 // The method a probe or a route starts with when none is chosen.
 const std::string& defaultRoutingMethod();
 
+// What-if: one expert takes every routed module, with weight 1, for a span of input tokens and optionally
+// for every generated token, whatever the method would have chosen there; the other tokens are routed as
+// usual. Only for the token-wise methods (uses_top_k), and only at inference.
+struct TokenPin {
+    std::string expert;          // empty: nothing is pinned
+    int64_t first = 0;           // input token positions, 0-based and inclusive
+    int64_t last = -1;           // -1: to the end of the input
+    bool output_tokens = false;  // also every decoder token (the generated ones)
+    bool active() const { return !expert.empty(); }
+    bool coversInput(int64_t position) const {
+        return position >= first && (last < 0 || position <= last);
+    }
+};
+
 // One routing configuration: a method of the table and its settings (makeRouter in router.h builds it).
 struct RoutingSpec {
     std::string method = defaultRoutingMethod();  // a row of routingMethods()
@@ -49,6 +63,7 @@ struct RoutingSpec {
     // Gate-based methods: refuse a library in which some experts have no gate, instead of routing among the
     // gated ones and warning (Router::warnings()).
     bool require_gates = false;
+    TokenPin pin;
 };
 
 // The name of a method, for code that asks for one method in particular ("single" for one named expert).

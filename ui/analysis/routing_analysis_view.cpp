@@ -53,6 +53,7 @@ QString runLabel(const RunRecord& run) {
 
 RoutingAnalysisView::RoutingAnalysisView(QWidget* parent) : QWidget(parent) {
     picker_ = new RoutingMethodPicker(this);
+    picker_->setPinAvailable(false);  // statistics over datasets have no token span to pin
     start_ = new QPushButton(tr("New analysis"), this);
     start_->setToolTip(tr("Route every example of the workspace's test sets and store the statistics"));
     cancel_ = new QPushButton(tr("Cancel"), this);

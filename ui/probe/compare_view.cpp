@@ -21,7 +21,10 @@
 namespace phatgoose::ui {
 namespace {
 
-QString configName(const phatgoose::RoutingTrace& t) {
+// The requested configuration (with its exclusions and pin) when the trace is its answer, else what the
+// trace itself records.
+QString configName(const phatgoose::RoutingTrace& t, const ProbeRequest& requested) {
+    if (requested.method.toStdString() == t.method) return describeRouting(requested);
     const QString method = QString::fromStdString(t.method);
     const phatgoose::RoutingMethod* m = phatgoose::findRoutingMethod(t.method);
     return t.top_k > 0 && m && m->uses_top_k ? QString("%1, k = %2").arg(method).arg(t.top_k) : method;
@@ -101,13 +104,14 @@ QWidget* CompareView::buildControls() {
     configs->addSpacing(24);
     configs->addWidget(new QLabel(tr("<b>B</b>"), box));
     configs->addWidget(picker_b_);
-    configs->addStretch(1);
+    configs->addSpacing(24);
     auto* note =
         new QLabel(tr("Encoder positions always correspond. A decoder position is compared only while "
                       "both generated the same tokens before it."),
                    box);
     note->setStyleSheet("color: #555;");
-    configs->addWidget(note);
+    note->setWordWrap(true);  // the pickers get the room they need; the note takes what is left
+    configs->addWidget(note, 1);
     grid->addLayout(top);
     grid->addLayout(configs);
     connect(run_, &QPushButton::clicked, this, &CompareView::request);
@@ -130,12 +134,10 @@ void CompareView::request() {
     CompareRequest r;
     for (auto [req, picker] : {std::pair{&r.a, picker_a_}, std::pair{&r.b, picker_b_}}) {
         req->prompt = prompt_->text();
-        req->method = picker->method();
-        req->expert = picker->expert();
-        req->top_k = picker->topK();
-        req->exclude = picker->excluded();
+        picker->applyTo(*req);
         req->max_new_tokens = max_tokens_->value();
     }
+    requested_ = r;
     Q_EMIT compareRequested(r);
 }
 
@@ -143,9 +145,9 @@ void CompareView::showResult(const CompareResult& result) {
     const phatgoose::RoutingTrace &a = result.a.trace, &b = result.b.trace;
     difference_ = compareRouting(a, b);
     output_a_->setText(QString("%1 &nbsp; <span style=\"color:#777\">(%2)</span>")
-                           .arg(result.a.output.toHtmlEscaped(), configName(a)));
+                           .arg(result.a.output.toHtmlEscaped(), configName(a, requested_.a)));
     output_b_->setText(QString("%1 &nbsp; <span style=\"color:#777\">(%2)</span>")
-                           .arg(result.b.output.toHtmlEscaped(), configName(b)));
+                           .arg(result.b.output.toHtmlEscaped(), configName(b, requested_.b)));
     summary_->setText(summary());
     encoder_map_->setDifference(difference_, a, b);
     decoder_map_->setDifference(difference_, a, b);

@@ -62,6 +62,7 @@ private:
     DifferenceHeatmap* decoder_map_;
     RoutingDifference difference_;
     std::vector<double> module_bars_;
+    CompareRequest requested_;  // the last request, whose configurations label the outputs
 };
 
 }  // namespace phatgoose::ui

@@ -190,10 +190,7 @@ void ProbeView::setExpertNames(const QStringList& names) {
 void ProbeView::request() {
     ProbeRequest r;
     r.prompt = prompt_->text();
-    r.method = picker_->method();
-    r.expert = picker_->expert();
-    r.top_k = picker_->topK();
-    r.exclude = picker_->excluded();
+    picker_->applyTo(r);
     r.max_new_tokens = max_tokens_->value();
     Q_EMIT probeRequested(r);
 }

@@ -1,11 +1,14 @@
 #include "ui/probe/routing_method_picker.h"
 
+#include <QCheckBox>
 #include <QComboBox>
+#include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QMenu>
 #include <QSpinBox>
 #include <QToolButton>
+#include <QWidgetAction>
 
 #include "routing/routing_methods.h"
 
@@ -47,6 +50,7 @@ RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
     layout->addWidget(new QLabel(tr("k"), this));
     layout->addWidget(top_k_);
     layout->addWidget(exclude_);
+    layout->addWidget(makePinControls());
     connect(method_, &QComboBox::currentTextChanged, this, [this] {
         updateEnabled();
         Q_EMIT changed();
@@ -58,6 +62,99 @@ RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
     });
     updateEnabled();
     updateExcludeText();
+    updatePinText();
+}
+
+// A button whose popup holds the pin's form: the expert, the span of input tokens, and whether generated
+// tokens are pinned too.
+QToolButton* RoutingMethodPicker::makePinControls() {
+    pin_ = new QToolButton(this);
+    pin_->setPopupMode(QToolButton::InstantPopup);
+    pin_->setToolTip(tr("What-if: one expert takes every module, with weight 1, for a span of input tokens "
+                        "(token-wise methods)"));
+    auto* form_widget = new QWidget(pin_);
+    auto* form = new QFormLayout(form_widget);
+    pin_expert_ = new QComboBox(form_widget);
+    pin_expert_->addItem(tr("(none)"));
+    pin_first_ = new QSpinBox(form_widget);
+    pin_first_->setRange(0, 4096);
+    pin_first_->setToolTip(tr("The first pinned input token (0 is the first token)"));
+    pin_last_ = new QSpinBox(form_widget);
+    pin_last_->setRange(-1, 4096);
+    pin_last_->setSpecialValueText(tr("end"));
+    pin_last_->setValue(-1);
+    pin_last_->setToolTip(tr("The last pinned input token, inclusive"));
+    pin_output_ = new QCheckBox(tr("also every generated token"), form_widget);
+    form->addRow(tr("Pin expert"), pin_expert_);
+    form->addRow(tr("from token"), pin_first_);
+    form->addRow(tr("to token"), pin_last_);
+    form->addRow(pin_output_);
+    auto* menu = new QMenu(pin_);
+    auto* action = new QWidgetAction(menu);
+    action->setDefaultWidget(form_widget);
+    menu->addAction(action);
+    pin_->setMenu(menu);
+    auto changedPin = [this] {
+        updatePinText();
+        Q_EMIT changed();
+    };
+    connect(pin_expert_, &QComboBox::currentIndexChanged, this, changedPin);
+    connect(pin_first_, &QSpinBox::valueChanged, this, [this, changedPin](int first) {
+        if (pin_last_->value() >= 0 && pin_last_->value() < first) pin_last_->setValue(first);
+        changedPin();
+    });
+    connect(pin_last_, &QSpinBox::valueChanged, this, [this, changedPin](int last) {
+        if (last >= 0 && last < pin_first_->value()) pin_first_->setValue(last);
+        changedPin();
+    });
+    connect(pin_output_, &QCheckBox::toggled, this, changedPin);
+    return pin_;
+}
+
+TokenPin RoutingMethodPicker::pin() const {
+    TokenPin pin;
+    if (pin_expert_->currentIndex() <= 0 || !pin_available_) return pin;
+    pin.expert = pin_expert_->currentText().toStdString();
+    pin.first = pin_first_->value();
+    pin.last = pin_last_->value();
+    pin.output_tokens = pin_output_->isChecked();
+    return pin;
+}
+
+void RoutingMethodPicker::setPin(const TokenPin& pin) {
+    {
+        const QSignalBlocker a(pin_expert_), b(pin_first_), c(pin_last_), d(pin_output_);
+        const int index = pin.active() ? pin_expert_->findText(QString::fromStdString(pin.expert)) : 0;
+        pin_expert_->setCurrentIndex(std::max(index, 0));
+        pin_first_->setValue(int(pin.first));
+        pin_last_->setValue(int(pin.last));
+        pin_output_->setChecked(pin.output_tokens);
+    }
+    updatePinText();
+    Q_EMIT changed();
+}
+
+void RoutingMethodPicker::setPinAvailable(bool available) {
+    pin_available_ = available;
+    pin_->setHidden(!available);
+}
+
+void RoutingMethodPicker::updatePinText() {
+    const TokenPin p = pin();
+    if (!p.active()) {
+        pin_->setText(tr("pin: none"));
+        return;
+    }
+    const QString span = p.last < 0 ? QString("%1-").arg(p.first) : QString("%1-%2").arg(p.first).arg(p.last);
+    pin_->setText(tr("pin: %1 %2%3").arg(QString::fromStdString(p.expert), span, p.output_tokens ? "+" : ""));
+}
+
+void RoutingMethodPicker::applyTo(ProbeRequest& request) const {
+    request.method = method();
+    request.expert = expert();
+    request.top_k = topK();
+    request.exclude = excluded();
+    request.pin = methodUsesTopK() ? pin() : TokenPin{};
 }
 
 void RoutingMethodPicker::setExpertNames(const QStringList& names) {
@@ -73,6 +170,15 @@ void RoutingMethodPicker::setExpertNames(const QStringList& names) {
         });
     }
     updateExcludeText();
+    const QString pinned = pin_expert_->currentText();
+    {
+        const QSignalBlocker quiet(pin_expert_);
+        pin_expert_->clear();
+        pin_expert_->addItem(tr("(none)"));
+        pin_expert_->addItems(names);
+        pin_expert_->setCurrentIndex(std::max(pin_expert_->findText(pinned), 0));
+    }
+    updatePinText();
     const QString current = expert_->currentText();
     expert_->clear();
     expert_->addItems(names);
@@ -133,10 +239,31 @@ int RoutingMethodPicker::topK() const {
     return top_k_->value();
 }
 
+bool RoutingMethodPicker::methodUsesTopK() const {
+    return methodNamed(method()).uses_top_k;
+}
+
 void RoutingMethodPicker::updateEnabled() {
     const RoutingMethod& m = methodNamed(method());
     expert_->setEnabled(m.names_an_expert && expert_->count() > 0);
     top_k_->setEnabled(m.uses_top_k);
+    pin_->setEnabled(m.uses_top_k && pin_expert_->count() > 1);
+}
+
+QString describeRouting(const ProbeRequest& r) {
+    const RoutingMethod* m = findRoutingMethod(r.method.toStdString());
+    QStringList parts{r.method};
+    if (m && m->names_an_expert && !r.expert.isEmpty()) parts.back() += " " + r.expert;
+    if (m && m->uses_top_k) parts << QString("k = %1").arg(r.top_k);
+    if (!r.exclude.isEmpty()) parts << QObject::tr("without %1").arg(r.exclude.join(", "));
+    if (r.pin.active()) {
+        const TokenPin& p = r.pin;
+        QString span = p.last < 0 ? QObject::tr("tokens %1 to the end").arg(p.first)
+                                  : QObject::tr("tokens %1-%2").arg(p.first).arg(p.last);
+        if (p.output_tokens) span += QObject::tr(" and every output token");
+        parts << QObject::tr("%1 pinned on %2").arg(QString::fromStdString(p.expert), span);
+    }
+    return parts.join(", ");
 }
 
 }  // namespace phatgoose::ui
