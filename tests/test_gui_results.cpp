@@ -20,6 +20,7 @@
 #include <QtTest>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "error.h"
 #include "eval/evaluator.h"
@@ -27,7 +28,9 @@
 #include "fixtures/tiny_workspace.h"
 #include "model/t5_loader.h"
 #include "store/results_store.h"
+#include "ui/analysis/routing_analysis_view.h"
 #include "ui/main_window.h"
+#include "ui/probe/routing_method_picker.h"
 #include "ui/plot/qcustomplot_include.h"
 #include "ui/probe/probe_view.h"
 #include "ui/results/accuracy_chart.h"
@@ -262,6 +265,62 @@ private Q_SLOTS:
         view->metricsTable()->setCurrentIndex(view->metricsTable()->model()->index(base_row, 0));
         view->predictionsTable()->setCurrentIndex(table->index(0, ui::PredictionsTableModel::Input));
         QVERIFY(view->openInProbeAction()->isEnabled());
+    }
+
+    // "Analyse routing" on a result row: the routing analysis of that row's dataset file (from the run's
+    // recorded settings) under its method, k and exclusions runs once and is stored; asked again, the stored
+    // run is shown instead of a second one; methods that do not route (merge) cannot ask.
+    void analyseRoutingOfAResultRow() {
+        const fs::path root = fs::path(tmp_.path().toStdString()) / "ws-analyse";
+        fs::copy(ws_.root, root, fs::copy_options::recursive);
+        for (const char* suffix : {"", "-wal", "-shm"})  // a fresh database for this test's runs
+            fs::remove(root / (fs::path(ws_.database).filename().string() + suffix));
+        const Workspace ws = openWorkspace(root);
+        const WorkspaceTask& count = *std::find_if(ws.tasks.begin(), ws.tasks.end(),
+                                                   [](const WorkspaceTask& t) { return t.name == "count"; });
+        {
+            ResultsStore store(ws.database);
+            const nlohmann::json settings{
+                {"methods", {"phatgoose", "merge"}},
+                {"top_k", 2},
+                {"exclude", {"reverse"}},
+                {"datasets", {{{"name", "count"}, {"path", count.test.string()}}}}};
+            const int64_t run = store.beginRun("eval", settings.dump(), "test");
+            store.addCell(run, {"phatgoose", 2, "count", "exact_match", 50.0, 2}, {});
+            store.addCell(run, {"merge", 0, "count", "exact_match", 40.0, 2}, {});
+            store.finishRun(run, RunStatus::Finished);
+        }
+        ui::MainWindow window;
+        ui::ResultsView* view = open(window, root);
+        QVERIFY(view);
+        ui::RoutingAnalysisView* analysis = window.analysisView();
+        QVERIFY(QTest::qWaitFor([&] { return analysis->methodPicker()->expertBox()->count() > 0; }, kWaitMs));
+        view->metricsTable()->setCurrentIndex(view->metricsTable()->model()->index(rowOf(view, "merge", "count"), 0));
+        QVERIFY(!view->analyseRoutingAction()->isEnabled());
+        view->metricsTable()->setCurrentIndex(
+            view->metricsTable()->model()->index(rowOf(view, "phatgoose", "count"), 0));
+        QVERIFY(view->analyseRoutingAction()->isEnabled());
+        view->analyseRoutingAction()->trigger();
+        QCOMPARE(window.tabs()->currentWidget(), static_cast<QWidget*>(analysis));
+        QTRY_COMPARE_WITH_TIMEOUT(analysis->runBox()->count(), 1, kWaitMs);
+        QTRY_VERIFY_WITH_TIMEOUT(analysis->newAnalysisButton()->isEnabled(), kWaitMs);
+        const RoutingStatistics& shown = analysis->statistics();
+        QCOMPARE(shown.method, std::string("phatgoose"));
+        QCOMPARE(shown.top_k, int64_t(2));
+        QCOMPARE(shown.expert_names.size(), size_t(2));  // the run's exclusion is kept
+        QVERIFY(std::find(shown.expert_names.begin(), shown.expert_names.end(), "reverse") ==
+                shown.expert_names.end());
+        QCOMPARE(shown.datasets.size(), size_t(1));
+        QCOMPARE(shown.datasets[0].name, std::string("count"));
+        QCOMPARE(shown.datasets[0].examples, int64_t(loadJsonl(count.test).examples.size()));
+
+        window.tabs()->setCurrentWidget(view);
+        view->analyseRoutingAction()->trigger();
+        QCOMPARE(analysis->runBox()->count(), 1);  // shown, not run again
+        QVERIFY(analysis->newAnalysisButton()->isEnabled());
+        size_t route_stats = 0;
+        for (const RunRecord& r : ResultsStore(ws.database).runs()) route_stats += r.kind == "route-stats";
+        QCOMPARE(route_stats, size_t(1));
     }
 
     void drillDownShowsTheStoredPredictions() {

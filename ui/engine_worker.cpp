@@ -264,11 +264,11 @@ void EngineWorker::analyseRouting(const RoutingAnalysisRequest& request) {
         spec.method = request.method.toStdString();
         spec.top_k = request.top_k;
         spec.record_trace = true;
+        const std::vector<LoraExpert> experts = routedExperts(engine_->experts, request.exclude);
         std::unique_ptr<ExpertExamples> examples;
         if (routingMethod(spec.method).needs_examples)
-            examples = std::make_unique<ExpertExamples>(
-                loadExpertExamples(engine_->experts, *engine_->t5.tokenizer));
-        const auto router = makeRouter(*engine_->t5.model, engine_->experts, spec, examples.get());
+            examples = std::make_unique<ExpertExamples>(loadExpertExamples(experts, *engine_->t5.tokenizer));
+        const auto router = makeRouter(*engine_->t5.model, experts, spec, examples.get());
         RoutingAnalysisOptions options{.batch_size = request.batch_size, .progress = {}, .cancel = &cancel_};
         options.progress = [this](const RoutingAnalysisProgress& p) {
             Q_EMIT routingAnalysisProgress(p.examples_done, p.examples_total,

@@ -176,6 +176,8 @@ void MainWindow::buildMenus() {
     file->addAction(tr("&Quit"), QKeySequence::Quit, qApp, &QApplication::quit);
     QMenu* results = menuBar()->addMenu(tr("&Results"));
     results->addAction(results_->newEvaluationAction());
+    results->addAction(results_->analyseRoutingAction());
+    results->addAction(results_->openInProbeAction());
     results->addSeparator();
     results->addAction(results_->exportTableAction());
     results->addAction(results_->exportPredictionsAction());
@@ -266,6 +268,10 @@ void MainWindow::connectAnalysis() {
     connect(worker_, &EngineWorker::libraryOpened, analysis_,
             [this](const QString&, const QStringList& experts) { analysis_->setExpertNames(experts); });
     connect(analysis_, &RoutingAnalysisView::analysisRequested, worker_, &EngineWorker::analyseRouting);
+    connect(results_, &ResultsView::analyseRouting, this, [this](const RoutingAnalysisRequest& r) {
+        tabs_->setCurrentWidget(analysis_);
+        analysis_->analyseDatasets(r);
+    });
     // Direct, not queued: the worker's thread is busy with the very analysis to cancel.
     connect(analysis_, &RoutingAnalysisView::cancelRequested, this, [this] { worker_->requestCancel(); });
     connect(worker_, &EngineWorker::routingAnalysisProgress, analysis_, &RoutingAnalysisView::showProgress);

@@ -2,6 +2,7 @@
 
 #include <QComboBox>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QMessageBox>
@@ -12,6 +13,7 @@
 #include <QSplitter>
 #include <QStackedWidget>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -180,18 +182,69 @@ void RoutingAnalysisView::requestAnalysis() {
         status_->setText(tr("Open a workspace with task datasets first"));
         return;
     }
-    RoutingAnalysisRequest request{.database = workspace_.database,
-                                   .method = picker_->method(),
-                                   .top_k = picker_->topK(),
-                                   .datasets = files,
-                                   .batch_size = 8,
-                                   .exclude = picker_->excluded()};
+    start({.database = workspace_.database,
+           .method = picker_->method(),
+           .top_k = picker_->topK(),
+           .datasets = files,
+           .batch_size = 8,
+           .exclude = picker_->excluded()});
+}
+
+void RoutingAnalysisView::start(const RoutingAnalysisRequest& request) {
     start_->setEnabled(false);
     cancel_->setEnabled(true);
     progress_->setVisible(true);
     progress_->setRange(0, 0);
     status_->clear();
     Q_EMIT analysisRequested(request);
+}
+
+qint64 RoutingAnalysisView::storedRunFor(const RoutingAnalysisRequest& request) const {
+    std::set<std::string> wanted;
+    for (const QString& file : request.datasets) wanted.insert(QFileInfo(file).completeBaseName().toStdString());
+    const std::vector<std::string> exclude = [&] {
+        std::vector<std::string> names;
+        for (const QString& n : request.exclude) names.push_back(n.toStdString());
+        return names;
+    }();
+    const ResultsStore store(workspace_.database.toStdString());
+    const std::vector<RunRecord> runs = store.runs();
+    for (auto r = runs.rbegin(); r != runs.rend(); ++r) {  // newest first
+        if (r->kind != "route-stats") continue;
+        const auto settings = nlohmann::json::parse(r->settings, nullptr, false);
+        if (settings.is_discarded() || settings.value("method", std::string()) != request.method.toStdString() ||
+            settings.value("top_k", int64_t(0)) != request.top_k ||
+            settings.value("exclude", std::vector<std::string>()) != exclude)
+            continue;
+        std::set<std::string> stored;
+        for (const DatasetRoutingStatistics& d : store.routingStatistics(r->id)) stored.insert(d.name);
+        if (std::includes(stored.begin(), stored.end(), wanted.begin(), wanted.end())) return r->id;
+    }
+    return -1;
+}
+
+void RoutingAnalysisView::analyseDatasets(const RoutingAnalysisRequest& request) {
+    qint64 run = -1;
+    try {
+        run = storedRunFor(request);
+    } catch (const std::exception& e) {
+        status_->setText(QString::fromUtf8(e.what()));
+        return;
+    }
+    if (run < 0) {
+        picker_->setMethod(request.method);
+        picker_->setTopK(request.top_k);
+        picker_->setExcluded(request.exclude);
+        return start(request);
+    }
+    reloadRuns(run);
+    const std::string first = QFileInfo(request.datasets.value(0)).completeBaseName().toStdString();
+    for (size_t d = 0; d < statistics_.datasets.size(); ++d) {
+        if (statistics_.datasets[d].name != first) continue;
+        const std::vector<double> weights = datasetExpertWeights(statistics_, {})[d];
+        showProfile(d, size_t(std::max_element(weights.begin(), weights.end()) - weights.begin()));
+    }
+    status_->setText(tr("Stored analysis run %1 covers %2").arg(run).arg(QString::fromStdString(first)));
 }
 
 void RoutingAnalysisView::showProgress(qint64 done, qint64 total, const QString& dataset) {

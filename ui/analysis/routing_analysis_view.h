@@ -58,6 +58,9 @@ public:
     void exportCsv(const QString& file) const;
 
 public Q_SLOTS:
+    // From the Results view: shows a stored run with the request's method, k and exclusions that covers its
+    // datasets (the first dataset's profile on its top expert), or starts that analysis.
+    void analyseDatasets(const phatgoose::ui::RoutingAnalysisRequest& request);
     void showProgress(qint64 done, qint64 total, const QString& dataset);
     void finishAnalysis(qint64 run, const QString& status);
 
@@ -67,6 +70,8 @@ Q_SIGNALS:
 
 private:
     void requestAnalysis();
+    void start(const RoutingAnalysisRequest& request);
+    qint64 storedRunFor(const RoutingAnalysisRequest& request) const;
     void redraw();
     QString datasetLabel(const std::string& name) const;
     QStringList testSets() const;

@@ -21,7 +21,9 @@
 #include <QTableView>
 #include <QToolButton>
 #include <QVBoxLayout>
+#include <nlohmann/json.hpp>
 
+#include "error.h"
 #include "store/results_store.h"
 #include "ui/plot/table_export.h"
 #include "ui/results/accuracy_chart.h"
@@ -225,6 +227,40 @@ bool ResultsView::probeable() const {
     return findRoutingMethod(shown_method_.section(':', 0, 0).toStdString()) != nullptr;
 }
 
+bool ResultsView::analysable() const {
+    const RoutingMethod* m = findRoutingMethod(shown_method_.toStdString());
+    return m && (m->uses_top_k || m->id == RoutingMethodId::Retrieval);
+}
+
+// The dataset's file and the run's exclusions come from the run's recorded settings (`phatgoose eval` and
+// the workbench both write them).
+void ResultsView::requestRoutingAnalysis() {
+    if (!store_ || !analysable()) return;
+    try {
+        const auto run = store_->run(shown_run_);
+        const auto settings = nlohmann::json::parse(run ? run->settings : std::string("{}"), nullptr, false);
+        RoutingAnalysisRequest request{.database = workspace_.database,
+                                       .method = shown_method_,
+                                       .top_k = shown_top_k_ > 0 ? shown_top_k_ : 1,
+                                       .datasets = {},
+                                       .batch_size = 8,
+                                       .exclude = {}};
+        if (!settings.is_discarded()) {
+            for (const auto& d : settings.value("datasets", nlohmann::json::array()))
+                if (d.value("name", std::string()) == shown_dataset_.toStdString())
+                    request.datasets << QString::fromStdString(d.value("path", std::string()));
+            for (const auto& name : settings.value("exclude", std::vector<std::string>()))
+                request.exclude << QString::fromStdString(name);
+        }
+        if (request.datasets.isEmpty() || !QFileInfo::exists(request.datasets.front()))
+            throw Error("run " + std::to_string(shown_run_) + " does not record where dataset '" +
+                        shown_dataset_.toStdString() + "' is, or the file is gone");
+        Q_EMIT analyseRouting(request);
+    } catch (const std::exception& e) {
+        setStatus(tr("Cannot analyse routing: %1").arg(firstLine(e)));
+    }
+}
+
 QWidget* ResultsView::buildPredictions() {
     auto* box = new QWidget(this);
     predictions_ = new PredictionsTableModel(this);
@@ -267,6 +303,13 @@ QWidget* ResultsView::buildPredictions() {
         if (shown_top_k_ > 0) request.top_k = shown_top_k_;
         Q_EMIT openInProbe(request);
     });
+    analyse_routing_ = new QAction(tr("Analyse routing"), this);
+    analyse_routing_->setToolTip(
+        tr("Which experts this dataset routes to under this result's method and k: shows a stored routing "
+           "analysis that covers it, or runs one (Routing analysis tab)"));
+    analyse_routing_->setEnabled(false);
+    connect(analyse_routing_, &QAction::triggered, this, &ResultsView::requestRoutingAnalysis);
+    top->addWidget(buttonFor(analyse_routing_, box));
     top->addWidget(buttonFor(open_in_probe_, box));
     top->addWidget(buttonFor(export_predictions_, box));
     auto* layout = new QVBoxLayout(box);
@@ -407,6 +450,7 @@ void ResultsView::updateFilterChoices() {
 
 void ResultsView::showPredictionsOf(const QModelIndex& proxy_index) {
     if (!proxy_index.isValid() || !store_) {
+        analyse_routing_->setEnabled(false);
         predictions_->setRows({});
         predictions_caption_->setText(tr("Select a result row to see its predictions."));
         return;
@@ -414,7 +458,10 @@ void ResultsView::showPredictionsOf(const QModelIndex& proxy_index) {
     const ResultRow r = metrics_->row(metrics_filter_->mapToSource(proxy_index).row());
     shown_method_ = r.method;
     shown_top_k_ = int(r.top_k);
+    shown_run_ = r.run;
+    shown_dataset_ = r.dataset;
     open_in_probe_->setEnabled(false);
+    analyse_routing_->setEnabled(analysable());
     QList<PredictionRow> rows;
     try {
         for (const PredictionRecord& p : store_->predictions(r.run))

@@ -51,6 +51,8 @@ public:
     // Opens the selected prediction's input in the probe with the shown result's method and k.
     QAction* openInProbeAction() const { return open_in_probe_; }
     QAction* saveChartAction() const { return save_chart_; }
+    // Routing statistics of the selected result row's dataset under its method and k (stored or new).
+    QAction* analyseRoutingAction() const { return analyse_routing_; }
 
     // The parts, for tests.
     QComboBox* runSelector() const { return run_; }
@@ -92,6 +94,8 @@ Q_SIGNALS:
     void predictionsShown();
     // The example's input under the result's routing configuration, for the Prompt probe to run.
     void openInProbe(const phatgoose::ui::ProbeRequest& request);
+    // The selected row's dataset file under the row's method, k and the run's exclusions.
+    void analyseRouting(const phatgoose::ui::RoutingAnalysisRequest& request);
     void evaluationEnded(qint64 run, const QString& status);
 
 private:
@@ -122,9 +126,14 @@ private:
     QAction* export_table_ = nullptr;
     QAction* export_predictions_ = nullptr;
     QAction* open_in_probe_ = nullptr;
+    QAction* analyse_routing_ = nullptr;
+    void requestRoutingAnalysis();
+    bool analysable() const;  // the shown result's method routes tokens or examples among the experts
     bool probeable() const;  // the shown result's method is a routing method the probe can run
     QString shown_method_;   // the method label and k of the result whose predictions are shown
     int shown_top_k_ = 0;
+    qint64 shown_run_ = 0;  // and its run and dataset
+    QString shown_dataset_;
     QAction* save_chart_ = nullptr;
     QComboBox* run_ = nullptr;
     QLineEdit* text_ = nullptr;
