@@ -206,9 +206,9 @@ private Q_SLOTS:
     // --pin on every input and output token is `single` with that expert; a span pins only its tokens;
     // bad spans and pins without a token-wise method are refused.
     void pinEqualsSingleAndSpansAreChecked() {
-        const std::vector<std::string> common{"logits",   "--model",       tiny_,   "--input-ids",
-                                              "13,7,5,1", "--decoder-ids", "0,9,4", "--experts",
-                                              library_};
+        const std::vector<std::string> common{"logits",      "--model",   tiny_,
+                                              "--input-ids", "13,7,5,1",  "--decoder-ids",
+                                              "0,9,4",       "--experts", library_};
         auto with = [&](std::vector<std::string> extra) {
             std::vector<std::string> args = common;
             args.insert(args.end(), extra.begin(), extra.end());
@@ -238,8 +238,8 @@ private Q_SLOTS:
         }
         const Run no_pin = cli({"route", "--model", tiny_, "--experts", library_, "--pin-output", "x"});
         QCOMPARE(no_pin.code, 2);
-        const Run merge = cli({"route", "--model", tiny_, "--experts", library_, "--method", "merge", "--pin",
-                               "expert0", "x"});
+        const Run merge = cli(
+            {"route", "--model", tiny_, "--experts", library_, "--method", "merge", "--pin", "expert0", "x"});
         QCOMPARE(merge.code, 1);
         QVERIFY2(merge.err.find("not to 'merge'") != std::string::npos, merge.err.c_str());
     }

@@ -390,9 +390,9 @@ private Q_SLOTS:
         const ProbeOutcome expected =
             probePrompt(t5_, experts_, {.method = "phatgoose", .top_k = 2, .pin = pin}, kPrompt, 16);
         QCOMPARE(probe->trace().toJson(), expected.trace.toJson());
-        const int count = int(std::find(probe->trace().expert_names.begin(), probe->trace().expert_names.end(),
-                                        "count") -
-                              probe->trace().expert_names.begin());
+        const int count =
+            int(std::find(probe->trace().expert_names.begin(), probe->trace().expert_names.end(), "count") -
+                probe->trace().expert_names.begin());
         const SiteRouting& first = probe->trace().sites.front();
         for (int64_t t : {1, 2}) {
             QCOMPARE(first.experts[size_t(t * first.k)], count);
@@ -501,7 +501,8 @@ private Q_SLOTS:
         QVERIFY(shown.wait(120000));
         QTest::qWait(200);
         QVERIFY(window.grab().save(dir + "/probe_pinned.png"));
-        auto* form = qobject_cast<QWidgetAction*>(probe->methodPicker()->pinButton()->menu()->actions().at(0));
+        auto* form =
+            qobject_cast<QWidgetAction*>(probe->methodPicker()->pinButton()->menu()->actions().at(0));
         QVERIFY(form && form->defaultWidget()->grab().save(dir + "/probe_pin_form.png"));
         probe->methodPicker()->setPin({});
         ui::CompareView* compare = window.compareView();

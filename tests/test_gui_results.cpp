@@ -30,9 +30,9 @@
 #include "store/results_store.h"
 #include "ui/analysis/routing_analysis_view.h"
 #include "ui/main_window.h"
-#include "ui/probe/routing_method_picker.h"
 #include "ui/plot/qcustomplot_include.h"
 #include "ui/probe/probe_view.h"
+#include "ui/probe/routing_method_picker.h"
 #include "ui/results/accuracy_chart.h"
 #include "ui/results/new_evaluation_dialog.h"
 #include "ui/results/predictions_table_model.h"
@@ -280,11 +280,10 @@ private Q_SLOTS:
                                                    [](const WorkspaceTask& t) { return t.name == "count"; });
         {
             ResultsStore store(ws.database);
-            const nlohmann::json settings{
-                {"methods", {"phatgoose", "merge"}},
-                {"top_k", 2},
-                {"exclude", {"reverse"}},
-                {"datasets", {{{"name", "count"}, {"path", count.test.string()}}}}};
+            const nlohmann::json settings{{"methods", {"phatgoose", "merge"}},
+                                          {"top_k", 2},
+                                          {"exclude", {"reverse"}},
+                                          {"datasets", {{{"name", "count"}, {"path", count.test.string()}}}}};
             const int64_t run = store.beginRun("eval", settings.dump(), "test");
             store.addCell(run, {"phatgoose", 2, "count", "exact_match", 50.0, 2}, {});
             store.addCell(run, {"merge", 0, "count", "exact_match", 40.0, 2}, {});
@@ -295,7 +294,8 @@ private Q_SLOTS:
         QVERIFY(view);
         ui::RoutingAnalysisView* analysis = window.analysisView();
         QVERIFY(QTest::qWaitFor([&] { return analysis->methodPicker()->expertBox()->count() > 0; }, kWaitMs));
-        view->metricsTable()->setCurrentIndex(view->metricsTable()->model()->index(rowOf(view, "merge", "count"), 0));
+        view->metricsTable()->setCurrentIndex(
+            view->metricsTable()->model()->index(rowOf(view, "merge", "count"), 0));
         QVERIFY(!view->analyseRoutingAction()->isEnabled());
         view->metricsTable()->setCurrentIndex(
             view->metricsTable()->model()->index(rowOf(view, "phatgoose", "count"), 0));

@@ -421,7 +421,8 @@ private Q_SLOTS:
                     "range 5-2 is empty");
         auto half_gated = experts;
         for (auto& [site, m] : half_gated[1].modules) m.gate = torch::Tensor();
-        expectError(half_gated, {.method = "phatgoose", .pin = pin}, "cannot pin expert 'expert1' at encoder");
+        expectError(half_gated, {.method = "phatgoose", .pin = pin},
+                    "cannot pin expert 'expert1' at encoder");
     }
 
     // PEFT adapters from the independent reference: loading and applying them reproduces Hugging Face + PEFT.

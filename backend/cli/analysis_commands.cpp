@@ -62,12 +62,12 @@ json runSettings(const CommandContext& ctx, const std::vector<Dataset>& data) {
     json files = json::array();
     for (const Dataset& d : data) files.push_back(d.path.string());
     json settings = {{"model", ctx.value("model")},
-            {"experts", ctx.value("experts")},
-            {"data", files},
-            {"batch", ctx.integer("batch", 1)},
-            {"max_input_tokens", ctx.integer("max-input-tokens", 2)},
-            {"limit", ctx.integer("limit", 0)},
-            {"exclude", excludedExperts(ctx)}};
+                     {"experts", ctx.value("experts")},
+                     {"data", files},
+                     {"batch", ctx.integer("batch", 1)},
+                     {"max_input_tokens", ctx.integer("max-input-tokens", 2)},
+                     {"limit", ctx.integer("limit", 0)},
+                     {"exclude", excludedExperts(ctx)}};
     if (const TokenPin pin = tokenPin(ctx); pin.active()) settings["pin"] = tokenPinJson(pin);
     return settings;
 }

@@ -47,7 +47,8 @@ void parsePinTokens(const QString& text, TokenPin& pin) {
     bool ok_first = false, ok_last = true;
     pin.first = parts[0].trimmed().toLongLong(&ok_first);
     pin.last = pin.first;
-    if (parts.size() == 2) pin.last = parts[1].trimmed().isEmpty() ? -1 : parts[1].trimmed().toLongLong(&ok_last);
+    if (parts.size() == 2)
+        pin.last = parts[1].trimmed().isEmpty() ? -1 : parts[1].trimmed().toLongLong(&ok_last);
     if (parts.size() > 2 || !ok_first || !ok_last || pin.first < 0 || (pin.last >= 0 && pin.last < pin.first))
         throw UsageError("--pin-tokens: expected FROM-TO, FROM or FROM- with 0 <= FROM <= TO, got '" +
                          text.toStdString() + "'");
@@ -71,7 +72,10 @@ TokenPin tokenPin(const CommandContext& ctx) {
 
 nlohmann::json tokenPinJson(const TokenPin& pin) {
     if (!pin.active()) return nullptr;
-    return {{"expert", pin.expert}, {"first", pin.first}, {"last", pin.last}, {"output_tokens", pin.output_tokens}};
+    return {{"expert", pin.expert},
+            {"first", pin.first},
+            {"last", pin.last},
+            {"output_tokens", pin.output_tokens}};
 }
 
 void declareExcludeOption(QCommandLineParser& p) {

@@ -157,9 +157,9 @@ private:
         return {ids, weights};
     }
 
-    // The pinned tokens' rows become [pinned expert, the method's other choices ...] with weights [1, 0, ...]:
-    // the output is the pinned expert's alone, and the trace still shows what the method would have kept.
-    // Rows are [batch * len] tokens, so a row's position in its sequence is its index modulo len.
+    // The pinned tokens' rows become [pinned expert, the method's other choices ...] with weights [1, 0,
+    // ...]: the output is the pinned expert's alone, and the trace still shows what the method would have
+    // kept. Rows are [batch * len] tokens, so a row's position in its sequence is its index modulo len.
     void pinTokens(torch::Tensor& ids, torch::Tensor& weights, int64_t len) const {
         int64_t* id = ids.data_ptr<int64_t>();
         float* w = weights.data_ptr<float>();
@@ -408,18 +408,18 @@ public:
             for (size_t i = 0; i < covering.size(); ++i)
                 keys.push_back(key(site, ids[i], covering[i]->modules.at(site.path)));
             const SiteRecorder trace = spec.record_trace ? addSite(site, ids, spec.top_k) : SiteRecorder();
-            auto router = std::make_shared<TokenRouter>(ExpertStack(site.path, covering, ids),
-                                                        torch::stack(keys), rule, spec.top_k, trace,
-                                                        spec.record_scores, spec.dense_reference,
-                                                        layerPin(spec.pin, site, experts, ids, need_gate));
+            auto router = std::make_shared<TokenRouter>(
+                ExpertStack(site.path, covering, ids), torch::stack(keys), rule, spec.top_k, trace,
+                spec.record_scores, spec.dense_reference, layerPin(spec.pin, site, experts, ids, need_gate));
             bytes_ += router->bytes();
             attach(linear, router);
         }
     }
 
 private:
-    static LayerPin layerPin(const TokenPin& pin, const LinearSite& site, const std::vector<LoraExpert>& experts,
-                             const std::vector<int64_t>& ids, bool need_gate) {
+    static LayerPin layerPin(const TokenPin& pin, const LinearSite& site,
+                             const std::vector<LoraExpert>& experts, const std::vector<int64_t>& ids,
+                             bool need_gate) {
         LayerPin layer{.pin = pin, .decoder_rows = rowsAreDecoderTokens(site)};
         if (!pin.active() || (layer.decoder_rows && !pin.output_tokens)) return layer;
         for (size_t i = 0; i < ids.size(); ++i)
@@ -578,10 +578,12 @@ std::string ungatedNames(const std::vector<LoraExpert>& experts) {
     return names + " (" + std::to_string(count) + " of " + std::to_string(experts.size()) + ")";
 }
 
-void validatePin(const std::vector<LoraExpert>& experts, const RoutingSpec& spec, const RoutingMethod& method) {
+void validatePin(const std::vector<LoraExpert>& experts, const RoutingSpec& spec,
+                 const RoutingMethod& method) {
     const TokenPin& pin = spec.pin;
     if (!method.uses_top_k)
-        throw Error("pinning an expert applies to the token-wise routing methods, not to '" + spec.method + "'");
+        throw Error("pinning an expert applies to the token-wise routing methods, not to '" + spec.method +
+                    "'");
     if (pin.first < 0 || (pin.last >= 0 && pin.last < pin.first))
         throw Error("the pinned token range " + std::to_string(pin.first) + "-" + std::to_string(pin.last) +
                     " is empty or negative");

@@ -47,9 +47,7 @@ struct TokenPin {
     int64_t last = -1;           // -1: to the end of the input
     bool output_tokens = false;  // also every decoder token (the generated ones)
     bool active() const { return !expert.empty(); }
-    bool coversInput(int64_t position) const {
-        return position >= first && (last < 0 || position <= last);
-    }
+    bool coversInput(int64_t position) const { return position >= first && (last < 0 || position <= last); }
 };
 
 // One routing configuration: a method of the table and its settings (makeRouter in router.h builds it).

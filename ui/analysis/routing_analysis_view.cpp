@@ -201,7 +201,8 @@ void RoutingAnalysisView::start(const RoutingAnalysisRequest& request) {
 
 qint64 RoutingAnalysisView::storedRunFor(const RoutingAnalysisRequest& request) const {
     std::set<std::string> wanted;
-    for (const QString& file : request.datasets) wanted.insert(QFileInfo(file).completeBaseName().toStdString());
+    for (const QString& file : request.datasets)
+        wanted.insert(QFileInfo(file).completeBaseName().toStdString());
     const std::vector<std::string> exclude = [&] {
         std::vector<std::string> names;
         for (const QString& n : request.exclude) names.push_back(n.toStdString());
@@ -212,7 +213,8 @@ qint64 RoutingAnalysisView::storedRunFor(const RoutingAnalysisRequest& request) 
     for (auto r = runs.rbegin(); r != runs.rend(); ++r) {  // newest first
         if (r->kind != "route-stats") continue;
         const auto settings = nlohmann::json::parse(r->settings, nullptr, false);
-        if (settings.is_discarded() || settings.value("method", std::string()) != request.method.toStdString() ||
+        if (settings.is_discarded() ||
+            settings.value("method", std::string()) != request.method.toStdString() ||
             settings.value("top_k", int64_t(0)) != request.top_k ||
             settings.value("exclude", std::vector<std::string>()) != exclude)
             continue;

@@ -70,8 +70,9 @@ RoutingMethodPicker::RoutingMethodPicker(QWidget* parent) : QWidget(parent) {
 QToolButton* RoutingMethodPicker::makePinControls() {
     pin_ = new QToolButton(this);
     pin_->setPopupMode(QToolButton::InstantPopup);
-    pin_->setToolTip(tr("What-if: one expert takes every module, with weight 1, for a span of input tokens "
-                        "(token-wise methods)"));
+    pin_->setToolTip(
+        tr("What-if: one expert takes every module, with weight 1, for a span of input tokens "
+           "(token-wise methods)"));
     auto* form_widget = new QWidget(pin_);
     auto* form = new QFormLayout(form_widget);
     pin_expert_ = new QComboBox(form_widget);

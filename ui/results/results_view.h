@@ -129,8 +129,8 @@ private:
     QAction* analyse_routing_ = nullptr;
     void requestRoutingAnalysis();
     bool analysable() const;  // the shown result's method routes tokens or examples among the experts
-    bool probeable() const;  // the shown result's method is a routing method the probe can run
-    QString shown_method_;   // the method label and k of the result whose predictions are shown
+    bool probeable() const;   // the shown result's method is a routing method the probe can run
+    QString shown_method_;    // the method label and k of the result whose predictions are shown
     int shown_top_k_ = 0;
     qint64 shown_run_ = 0;  // and its run and dataset
     QString shown_dataset_;
