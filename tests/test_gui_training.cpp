@@ -7,6 +7,7 @@
 // experts.png and train_gate.png, on the workspace in PHATGOOSE_SCREENSHOT_WORKSPACE when set (the demo:
 // PHATGOOSE_SCREENSHOT_WORKSPACE=resources/demo; nothing is written into it).
 #include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QFile>
 #include <QLabel>
 #include <QLineEdit>
@@ -386,6 +387,45 @@ private Q_SLOTS:
             // Same data, seed and settings from a zero gate: the same losses.
             QVERIFY(std::abs(cli_curve[i].loss - gui_curve[i].loss) <= 1e-5 * std::abs(gui_curve[i].loss));
         }
+    }
+
+    // Both dialogs offer the backend's presets of their run kind: choosing one fills the form with its
+    // settings (and what the form has no field for comes from it too); editing a field makes it "Custom".
+    void presetsFillTheDialogs() {
+        ui::TrainGateDialog* gate = window_->showTrainGateDialog({"reverse"});
+        gate->choosePreset("quick");  // earlier tests edited the form: it said "Custom"
+        QCOMPARE(gate->presetBox()->count(), int(trainingPresets(kTrainGateRun).size()));
+        gate->choosePreset("paper");
+        const TrainingOptions& paper = trainingPreset(kTrainGateRun, "paper").options;
+        QCOMPARE(gate->stepsBox()->value(), int(paper.steps));
+        QCOMPARE(gate->batchBox()->value(), 32);
+        QCOMPARE(gate->accumulationBox()->value(), 32);
+        QCOMPARE(gate->learningRateBox()->value(), paper.learning_rate);
+        QCOMPARE(gate->dropoutBox()->value(), gate->dropoutBox()->minimum());  // the model's rate
+        TrainingOptions o = gate->options();
+        QCOMPARE(o.batch_size * o.accumulation_steps, int64_t(1024));
+        QCOMPARE(o.max_input_tokens, int64_t(512));
+        QVERIFY(o.dropout < 0);
+        QVERIFY(gate->presetBox()->currentText().startsWith("Paper"));
+        gate->accumulationBox()->setValue(4);
+        gate->dropoutBox()->setValue(0.2);
+        QCOMPARE(gate->presetBox()->currentText(), QString("Custom"));
+        o = gate->options();
+        QCOMPARE(o.accumulation_steps, int64_t(4));
+        QCOMPARE(o.batch_size, int64_t(32));
+        QCOMPARE(o.dropout, 0.2);
+        gate->choosePreset("quick");
+        QCOMPARE(gate->presetBox()->findText("Custom"), -1);
+        QCOMPARE(gate->options().batch_size, gateTrainingDefaults().batch_size);
+        QCOMPARE(gate->accumulationBox()->value(), 1);
+        gate->hide();
+
+        ui::TrainExpertDialog* expert = window_->showTrainExpertDialog();
+        expert->choosePreset("paper");
+        QCOMPARE(expert->stepsBox()->value(), int(trainingPreset(kTrainExpertRun, "paper").options.steps));
+        QCOMPARE(expert->accumulationBox()->value(), 32);
+        expert->choosePreset("quick");
+        expert->hide();
     }
 
     // File > Import expert library with a folder of adapters: the engine opens it and the dialog says so;

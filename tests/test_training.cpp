@@ -317,6 +317,103 @@ private Q_SLOTS:
         QVERIFY2(final < initial, qPrintable(QString("loss %1 -> %2").arg(initial).arg(final)));
     }
 
+    // Dropout (config.json's dropout_rate, or TrainingOptions::dropout over it) changes training and nothing
+    // else: inference gives the same logits at any rate, a training-mode pass drops at random, a gate trained
+    // with dropout differs from one trained without, and after training the model is back in inference mode
+    // at its own rate.
+    void dropoutChangesTrainingNotInference() {
+        PretrainedT5 t5 = loadPretrainedT5(model_dir_);
+        QCOMPARE(t5.config.dropout_rate, 0.1);  // Hugging Face's default: the tiny config.json names none
+        QVERIFY(!t5.model->is_training());
+        const torch::Tensor ids = torch::tensor(std::vector<int64_t>{5, 17, 33, 9, 1}).unsqueeze(0);
+        const torch::Tensor dec = torch::tensor(std::vector<int64_t>{0, 7, 19}).unsqueeze(0);
+        auto logits = [&] {
+            torch::NoGradGuard no_grad;
+            return t5.model->decode(dec, t5.model->encode(ids, torch::ones_like(ids)), torch::ones_like(ids));
+        };
+        const torch::Tensor inference = logits();
+        t5.model->setDropoutRate(0.5);
+        QVERIFY(torch::equal(logits(), inference));
+        t5.model->train(true);
+        const torch::Tensor dropped = logits(), again = logits();
+        t5.model->train(false);
+        t5.model->setDropoutRate(0.1);
+        QVERIFY((dropped - inference).abs().max().item<double>() > 1e-3);
+        QVERIFY((dropped - again).abs().max().item<double>() > 1e-3);
+        QVERIFY(torch::equal(logits(), inference));
+        // No dropout at all in training mode is the inference forward.
+        t5.model->setDropoutRate(0.0);
+        t5.model->train(true);
+        QVERIFY(torch::allclose(logits(), inference, 1e-5, 1e-6));
+        t5.model->train(false);
+        t5.model->setDropoutRate(0.1);
+
+        const LoraExpert& expert = trainedExpert();
+        auto gateCurve = [&](double dropout) {
+            TrainingOptions o = gateTrainingDefaults();
+            o.steps = 5;
+            o.dropout = dropout;
+            const LoraExpert gated = GateTrainer(*t5.model, *t5.tokenizer, o).train(expert, loadJsonl(train_path_));
+            return gated.gate_record->loss_curve;
+        };
+        const std::vector<double> none = gateCurve(0.0), model_rate = gateCurve(-1.0), heavy = gateCurve(0.3);
+        QCOMPARE(gateCurve(0.0), none);        // without dropout, reproducible bit for bit
+        QCOMPARE(gateCurve(-1.0), model_rate);  // with it, the seed fixes the masks too
+        QVERIFY(none != model_rate && model_rate != heavy && none != heavy);
+        QVERIFY(!t5.model->is_training());
+        QCOMPARE(t5.model->dropoutRate(), 0.1);
+        QVERIFY(torch::equal(logits(), inference));
+    }
+
+    // The presets are data in the backend: "paper" holds the authors' settings (r-three/phatgoose,
+    // colm/experiments/train.gin and train_single_task.gin: AdamW lr 5e-3, weight decay 0, constant after 6 %
+    // warm-up, gradient accumulation 32 over batches of 32; gates 100 steps, experts 1000), "quick" is the
+    // default.
+    void presetsHoldThePapersSettings() {
+        for (const char* kind : {kTrainGateRun, kTrainExpertRun}) {
+            const TrainingOptions& o = trainingPreset(kind, "paper").options;
+            QCOMPARE(o.steps, int64_t(std::string(kind) == kTrainGateRun ? 100 : 1000));
+            QCOMPARE(o.learning_rate, 5e-3);
+            QCOMPARE(o.batch_size, int64_t(32));
+            QCOMPARE(o.accumulation_steps, int64_t(32));
+            QCOMPARE(o.batch_size * o.accumulation_steps, int64_t(1024));
+            QCOMPARE(o.warmup_fraction, 0.06);
+            QVERIFY(o.schedule == LearningRateSchedule::Constant);
+            QCOMPARE(o.weight_decay, 0.0);
+            QCOMPARE(o.max_grad_norm, 1.0);
+            QCOMPARE(o.max_input_tokens, int64_t(512));
+            QCOMPARE(o.max_target_tokens, int64_t(512));
+            QVERIFY(o.dropout < 0);  // the model's dropout_rate
+            QCOMPARE(trainingPresets(kind).front().name, std::string("quick"));
+        }
+        const TrainingOptions& quick = trainingPreset(kTrainGateRun, "quick").options;
+        QCOMPARE(quick.batch_size, gateTrainingDefaults().batch_size);
+        QCOMPARE(quick.steps, int64_t(100));
+        QCOMPARE(quick.accumulation_steps, int64_t(1));
+        try {
+            trainingPreset(kTrainGateRun, "huge");
+            QFAIL("an unknown preset was accepted");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("known: quick, paper"), e.what());
+        }
+        // The CLI starts from --preset and lets each given option override it; the run records the result.
+        const fs::path db = root_ / "preset.sqlite", expert_dir = root_ / "preset-expert";
+        saveLoraExpert(trainedExpert(), expert_dir);
+        Run r = cli({"train-gate", "--model", model_dir_.string(), "--expert", expert_dir.string(), "--data",
+                     train_path_.string(), "--preset", "paper", "--steps", "1", "--accum", "2", "--dropout", "0",
+                     "--db", db.string(), "--overwrite"});
+        QVERIFY2(r.code == 0, r.err.c_str());
+        const auto settings = nlohmann::json::parse(ResultsStore(db).runs().back().settings);
+        QCOMPARE(settings.at("batch_size").get<int64_t>(), int64_t(32));
+        QCOMPARE(settings.at("accumulation_steps").get<int64_t>(), int64_t(2));
+        QCOMPARE(settings.at("steps").get<int64_t>(), int64_t(1));
+        QCOMPARE(settings.at("max_input_tokens").get<int64_t>(), int64_t(512));
+        QCOMPARE(settings.at("dropout").get<double>(), 0.0);
+        r = cli({"train-gate", "--model", model_dir_.string(), "--expert", expert_dir.string(), "--preset", "huge"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.find("known: quick, paper") != std::string::npos, r.err.c_str());
+    }
+
     // The gated LoRA layer, however its tensors are frozen, equals base + sigmoid(x . g) * s * B A x written
     // out by hand, and the gate's gradient equals autograd's through that expression.
     void gatedLoraEqualsTheFormula_data() {

@@ -31,18 +31,27 @@ LearningRateSchedule schedule(const CommandContext& ctx) {
     throw UsageError("--schedule must be 'constant' or 'linear', got '" + s + "'");
 }
 
-TrainingOptions trainingOptions(const CommandContext& ctx, TrainingOptions o) {
-    o.steps = ctx.integer("steps", 1);
-    o.learning_rate = ctx.number("lr", 0);
-    o.batch_size = ctx.integer("batch", 1);
-    o.accumulation_steps = ctx.integer("accum", 1);
-    o.seed = uint64_t(ctx.integer("seed", 0));
-    o.warmup_fraction = ctx.number("warmup", 0);
-    o.schedule = schedule(ctx);
-    o.max_grad_norm = ctx.number("clip", 0);
-    o.weight_decay = ctx.number("weight-decay", 0);
-    o.max_input_tokens = ctx.integer("max-input-tokens", 2);
-    o.max_target_tokens = ctx.integer("max-target-tokens", 2);
+// The --preset's settings (of the run kind), with every option given on the command line over them.
+TrainingOptions trainingOptions(const CommandContext& ctx, const std::string& kind) {
+    TrainingOptions o;
+    try {
+        o = trainingPreset(kind, ctx.value("preset")).options;
+    } catch (const Error& e) {
+        throw UsageError(std::string("--preset: ") + e.what());
+    }
+    auto given = [&](const char* name) { return ctx.parser.isSet(name); };
+    if (given("steps")) o.steps = ctx.integer("steps", 1);
+    if (given("lr")) o.learning_rate = ctx.number("lr", 0);
+    if (given("batch")) o.batch_size = ctx.integer("batch", 1);
+    if (given("accum")) o.accumulation_steps = ctx.integer("accum", 1);
+    if (given("seed")) o.seed = uint64_t(ctx.integer("seed", 0));
+    if (given("warmup")) o.warmup_fraction = ctx.number("warmup", 0);
+    if (given("schedule")) o.schedule = schedule(ctx);
+    if (given("clip")) o.max_grad_norm = ctx.number("clip", 0);
+    if (given("weight-decay")) o.weight_decay = ctx.number("weight-decay", 0);
+    if (given("max-input-tokens")) o.max_input_tokens = ctx.integer("max-input-tokens", 2);
+    if (given("max-target-tokens")) o.max_target_tokens = ctx.integer("max-target-tokens", 2);
+    if (given("dropout")) o.dropout = ctx.number("dropout", 0);
     return o;
 }
 
@@ -123,7 +132,7 @@ void runTrainExpert(CommandContext& ctx) {
     if (settings.name.empty())
         settings.name = fs::absolute(out).lexically_normal().parent_path().filename().string();
     settings.lora = loraSettings(ctx, model_dir);
-    settings.training = trainingOptions(ctx, TrainingOptions{});
+    settings.training = trainingOptions(ctx, kTrainExpertRun);
     settings.training.valid_every = ctx.integer("valid-every", 1);
     validate(settings.training);
 
@@ -169,7 +178,7 @@ void runTrainGate(CommandContext& ctx) {
     applyComputePolicy(ctx.threads());
     const fs::path model_dir = ctx.required("model", "DIR");
     const fs::path expert_dir = ctx.required("expert", "EXPERT_DIR");
-    const TrainingOptions options = trainingOptions(ctx, gateTrainingDefaults());
+    const TrainingOptions options = trainingOptions(ctx, kTrainGateRun);
     validate(options);
     PretrainedT5 t5 = loadPretrainedT5(model_dir);
     const LoraExpert expert = loadLoraExpert(expert_dir, t5.config);
@@ -196,12 +205,21 @@ void runTrainGate(CommandContext& ctx) {
     reportRecorded(ctx, run);
 }
 
-// Every default comes from `d` (TrainingOptions or gateTrainingDefaults()): the help says what runs.
-void declareTrainingFlags(QCommandLineParser& p, const TrainingOptions& d, const char* data_help) {
+// Every default comes from the run kind's first preset: the help says what runs. Options given on the
+// command line override the chosen --preset, so they carry no default value of their own.
+void declareTrainingFlags(QCommandLineParser& p, const std::string& kind, const char* data_help) {
+    const std::vector<TrainingPreset>& presets = trainingPresets(kind);
+    const TrainingOptions& d = presets.front().options;
     auto text = [](double v) { return QString::number(v); };
     auto option = [&](const QString& name, const QString& help, const QString& value_name, double value) {
-        p.addOption({name, help + " (default " + text(value) + ").", value_name, text(value)});
+        p.addOption({name, help + " (" + QString::fromStdString(presets.front().name) + ": " + text(value) + ").",
+                     value_name});
     };
+    QString preset_help = "Start from these settings; the options below override them:";
+    for (const TrainingPreset& preset : presets)
+        preset_help += " " + QString::fromStdString(preset.name) + " = " + QString::fromStdString(preset.label) + ";";
+    preset_help += " default " + QString::fromStdString(presets.front().name) + ".";
+    p.addOption({"preset", preset_help, "NAME", QString::fromStdString(presets.front().name)});
     p.addOption({"model", "Base model folder in Hugging Face layout.", "DIR"});
     p.addOption({"data", data_help, "FILE"});
     option("steps", "Optimizer updates", "N", double(d.steps));
@@ -211,12 +229,15 @@ void declareTrainingFlags(QCommandLineParser& p, const TrainingOptions& d, const
     option("seed", "Random seed", "N", double(d.seed));
     option("warmup", "Warm-up fraction of the steps", "F", d.warmup_fraction);
     const QString schedule = d.schedule == LearningRateSchedule::LinearDecay ? "linear" : "constant";
-    p.addOption({"schedule", "After warm-up: constant or linear decay (default " + schedule + ").",
-                 "constant|linear", schedule});
+    p.addOption({"schedule", "After warm-up: constant or linear decay (" +
+                                 QString::fromStdString(presets.front().name) + ": " + schedule + ").",
+                 "constant|linear"});
     option("clip", "Gradient norm clipping; 0 = off", "NORM", d.max_grad_norm);
     option("weight-decay", "AdamW weight decay", "WD", d.weight_decay);
     option("max-input-tokens", "Truncate inputs to N tokens, eos kept", "N", double(d.max_input_tokens));
     option("max-target-tokens", "Truncate targets to N tokens, eos kept", "N", double(d.max_target_tokens));
+    p.addOption({"dropout",
+                 "Dropout while training (default: the model's dropout_rate from config.json; 0 = off).", "P"});
     p.addOption({"skip-bad", "Skip malformed dataset lines instead of failing."});
     p.addOption({"db", "Also record the run and its loss curve in this results database.", "FILE"});
     p.addOption({"save-last-good", "If training diverges, save the weights from before the failing step."});
@@ -230,7 +251,7 @@ std::vector<Command> trainingCommands() {
         {kTrainExpertRun, "Train a LoRA expert on a JSON Lines dataset and save it as a PEFT adapter folder.",
          [](QCommandLineParser& p) {
              const TrainingOptions d;
-             declareTrainingFlags(p, d, "Training examples, JSON Lines.");
+             declareTrainingFlags(p, kTrainExpertRun, "Training examples, JSON Lines.");
              p.addOption({"valid", "Validation examples; the best-validation weights are kept.", "FILE"});
              const QString every = QString::number(d.valid_every);
              p.addOption(
@@ -248,7 +269,7 @@ std::vector<Command> trainingCommands() {
         {kTrainGateRun, "Train the PHATGOOSE gate of an expert on its training data and save it beside it.",
          [](QCommandLineParser& p) {
              declareTrainingFlags(
-                 p, gateTrainingDefaults(),
+                 p, kTrainGateRun,
                  "Training examples, JSON Lines (default: the expert's own training data, as "
                  "its training record or its workspace task names it).");
              p.addOption({"expert", "Expert folder (PEFT adapter) whose gate to train.", "EXPERT_DIR"});

@@ -42,6 +42,7 @@ T5Config tinyT5(int64_t d_model, int64_t d_ff, int64_t heads, int64_t layers) {
     c.feed_forward_proj = "gated-gelu";
     c.gated = true;
     c.tie_word_embeddings = false;
+    c.dropout_rate = 0.0;  // the shipped demo was trained without dropout
     return c;
 }
 

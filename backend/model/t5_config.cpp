@@ -85,6 +85,12 @@ T5Config T5Config::fromJsonText(const std::string& text, const std::string& file
             throw Error(file + ": \"layer_norm_epsilon\" must be a positive number");
         c.layer_norm_epsilon = j.at("layer_norm_epsilon").get<double>();
     }
+    if (j.contains("dropout_rate")) {
+        const json& p = j.at("dropout_rate");
+        if (!p.is_number() || p.get<double>() < 0 || p.get<double>() >= 1)
+            throw Error(file + ": \"dropout_rate\" must be a number in [0, 1)");
+        c.dropout_rate = p.get<double>();
+    }
     parseFeedForward(j, c, file);
     if (j.contains("tie_word_embeddings") && !j.at("tie_word_embeddings").is_boolean())
         throw Error(file + ": \"tie_word_embeddings\" must be true or false");
@@ -127,7 +133,7 @@ std::string T5Config::toJsonText() const {
               {"decoder_start_token_id", decoder_start_token_id},
               {"pad_token_id", pad_token_id},
               {"eos_token_id", eos_token_id},
-              {"dropout_rate", 0.0},
+              {"dropout_rate", dropout_rate},
               {"torch_dtype", "float32"}};
     return j.dump(2) + "\n";
 }

@@ -28,6 +28,8 @@ struct T5Config {
     int64_t pad_token_id = 0;
     int64_t eos_token_id = 1;
     std::string feed_forward_proj = "relu";  // as written in config.json, for display
+    // Hugging Face's default. Applied only while training (Module::train()); inference never drops.
+    double dropout_rate = 0.1;
 
     int64_t innerDim() const { return num_heads * d_kv; }
     std::string family() const;  // "T5 v1.0 (relu, tied)" ...

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "error.h"
+
 namespace phatgoose {
 
 void DecoderCache::selectRows(const torch::Tensor& rows) {
@@ -19,7 +21,7 @@ torch::Tensor maskToBias(const torch::Tensor& mask) {
     return (1.0 - m) * std::numeric_limits<float>::lowest();
 }
 
-T5ModelImpl::T5ModelImpl(const T5Config& config) : config_(config) {
+T5ModelImpl::T5ModelImpl(const T5Config& config) : config_(config), dropout_rate_(config.dropout_rate) {
     // Given an (uninitialised) weight, the embedding skips drawing vocab x d_model normal values that loading
     // or initT5Weights overwrites anyway: for t5-base that draw was most of the model folder's open time.
     shared = register_module(
@@ -33,15 +35,31 @@ T5ModelImpl::T5ModelImpl(const T5Config& config) : config_(config) {
         lm_head_weight =
             head->register_parameter("weight", torch::empty({config.vocab_size, config.d_model}));
     }
+    // A model starts in inference mode (LibTorch's modules start in training mode): only a trainer's
+    // updates switch dropout on.
+    eval();
+}
+
+void T5ModelImpl::setDropoutRate(double rate) {
+    if (!(rate >= 0 && rate < 1)) throw Error("dropout rate must be in [0, 1), got " + std::to_string(rate));
+    dropout_rate_ = rate;
+    for (T5Stack stack : {encoder, decoder})
+        for (T5Block& block : stack->blocks)
+            for (T5SubLayer& layer : block->layers) {
+                layer->dropout_rate = rate;
+                if (layer->attention) layer->attention->dropout_rate = rate;
+                if (layer->dense) layer->dense->dropout_rate = rate;
+            }
 }
 
 torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& mask) {
     const int64_t len = input_ids.size(1);
     torch::Tensor bias = encoder->positionBias(0, len, len) + maskToBias(mask);  // [batch, heads, len, len]
     torch::Tensor h = shared->forward(input_ids).to(torch::kFloat);  // a BF16/F16 table widens per row
+    h = trainingDropout(*this, h, dropout_rate_);
     for (auto& block : encoder->blocks)
         h = block->forward(h, bias, torch::Tensor(), torch::Tensor(), nullptr);
-    return encoder->final_layer_norm->forward(h);
+    return trainingDropout(*this, encoder->final_layer_norm->forward(h), dropout_rate_);
 }
 
 torch::Tensor T5ModelImpl::decodeHidden(const torch::Tensor& decoder_ids, const torch::Tensor& encoder_states,
@@ -57,12 +75,12 @@ torch::Tensor T5ModelImpl::decodeHidden(const torch::Tensor& decoder_ids, const 
         self_bias = self_bias.masked_fill(future, std::numeric_limits<float>::lowest());
     }
     torch::Tensor cross_bias = maskToBias(encoder_mask);
-    torch::Tensor h = shared->forward(decoder_ids).to(torch::kFloat);
+    torch::Tensor h = trainingDropout(*this, shared->forward(decoder_ids).to(torch::kFloat), dropout_rate_);
     for (size_t i = 0; i < decoder->blocks.size(); ++i) {
         AttentionCache* layer_cache = cache ? &cache->layers[i] : nullptr;
         h = decoder->blocks[i]->forward(h, self_bias, encoder_states, cross_bias, layer_cache);
     }
-    return decoder->final_layer_norm->forward(h);
+    return trainingDropout(*this, decoder->final_layer_norm->forward(h), dropout_rate_);
 }
 
 torch::Tensor T5ModelImpl::lmHead(const torch::Tensor& states) const {

@@ -39,12 +39,18 @@ public:
     // t5LinearSites(config).
     std::vector<std::pair<LinearSite, T5Linear>> linears() const;
 
+    // The dropout every layer applies while the model is in training mode (config().dropout_rate to begin
+    // with); trainers may override it for a run and put it back.
+    void setDropoutRate(double rate);
+    double dropoutRate() const { return dropout_rate_; }
+
     torch::nn::Embedding shared{nullptr};
     T5Stack encoder{nullptr}, decoder{nullptr};
     torch::Tensor lm_head_weight;  // registered as "lm_head.weight" only when untied
 
 private:
     T5Config config_;
+    double dropout_rate_;  // after the embeddings and the final layer norms
 };
 TORCH_MODULE(T5Model);
 

@@ -23,6 +23,10 @@ constexpr int64_t kPerHeadQueryRows = 8;
 
 }  // namespace
 
+torch::Tensor trainingDropout(const torch::nn::Module& module, const torch::Tensor& x, double rate) {
+    return module.is_training() && rate > 0 ? torch::dropout(x, rate, /*train=*/true) : x;
+}
+
 T5LinearImpl::T5LinearImpl(int64_t d_in, int64_t d_out) {
     weight = register_parameter("weight", torch::empty({d_out, d_in}));
 }
@@ -47,7 +51,7 @@ torch::Tensor T5LayerNormImpl::forward(const torch::Tensor& x) {
 }
 
 T5AttentionImpl::T5AttentionImpl(const T5Config& c, bool has_relative_bias)
-    : heads_(c.num_heads), d_kv_(c.d_kv) {
+    : dropout_rate(c.dropout_rate), heads_(c.num_heads), d_kv_(c.d_kv) {
     q = register_module("q", T5Linear(c.d_model, c.innerDim()));
     k = register_module("k", T5Linear(c.d_model, c.innerDim()));
     v = register_module("v", T5Linear(c.d_model, c.innerDim()));
@@ -113,7 +117,8 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& x, const torch::Tens
 torch::Tensor T5AttentionImpl::attend(const torch::Tensor& query, const torch::Tensor& keys,
                                       const torch::Tensor& values, const torch::Tensor& bias) const {
     const int64_t batch = query.size(0), q_len = query.size(2), k_len = keys.size(2);
-    const bool inference = needsNoGradient(query) && needsNoGradient(keys) && needsNoGradient(values);
+    const bool inference = needsNoGradient(query) && needsNoGradient(keys) && needsNoGradient(values) &&
+                           !(is_training() && dropout_rate > 0);
     if (inference && q_len >= kPerHeadQueryRows && query.scalar_type() == torch::kFloat) {
         // Each head's [len, d_kv] is a strided view BLAS reads as it is (row stride heads * d_kv): no copies
         // per head, and each head's context lands directly in its columns of the output.
@@ -139,11 +144,12 @@ torch::Tensor T5AttentionImpl::attend(const torch::Tensor& query, const torch::T
         if (bias.defined()) scores = scores + bias;
         scores = torch::softmax(scores, -1);
     }
+    scores = trainingDropout(*this, scores, dropout_rate);
     torch::Tensor context = torch::matmul(scores, values);  // [batch, heads, q_len, d_kv]
     return context.transpose(1, 2).reshape({batch, q_len, heads_ * d_kv_});
 }
 
-T5DenseImpl::T5DenseImpl(const T5Config& c) : activation_(c.activation) {
+T5DenseImpl::T5DenseImpl(const T5Config& c) : dropout_rate(c.dropout_rate), activation_(c.activation) {
     if (c.gated) {
         wi_0 = register_module("wi_0", T5Linear(c.d_model, c.d_ff));
         wi_1 = register_module("wi_1", T5Linear(c.d_model, c.d_ff));
@@ -172,10 +178,11 @@ torch::Tensor T5DenseImpl::forward(const torch::Tensor& x) {
         activateInPlace(hidden, activation_, gate);
     else
         hidden = gate.defined() ? activate(hidden) * gate : activate(hidden);
-    return wo->forward(hidden);
+    return wo->forward(trainingDropout(*this, hidden, dropout_rate));
 }
 
-T5SubLayerImpl::T5SubLayerImpl(const T5Config& c, Kind kind_, bool has_relative_bias) : kind(kind_) {
+T5SubLayerImpl::T5SubLayerImpl(const T5Config& c, Kind kind_, bool has_relative_bias)
+    : kind(kind_), dropout_rate(c.dropout_rate) {
     switch (kind) {
         case Kind::SelfAttention:
             attention = register_module("SelfAttention", T5Attention(c, has_relative_bias));
@@ -195,11 +202,12 @@ torch::Tensor T5SubLayerImpl::forward(const torch::Tensor& x, const torch::Tenso
     torch::Tensor normed = layer_norm->forward(x);
     switch (kind) {
         case Kind::SelfAttention:
-            return x + attention->forward(normed, torch::Tensor(), bias, cache);
+            return x + trainingDropout(*this, attention->forward(normed, torch::Tensor(), bias, cache),
+                                       dropout_rate);
         case Kind::CrossAttention:
-            return x + attention->forward(normed, enc, bias, cache);
+            return x + trainingDropout(*this, attention->forward(normed, enc, bias, cache), dropout_rate);
         case Kind::FeedForward:
-            return x + dense->forward(normed);
+            return x + trainingDropout(*this, dense->forward(normed), dropout_rate);
     }
     return x;
 }

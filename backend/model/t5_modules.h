@@ -58,6 +58,10 @@ struct AttentionCache {
     torch::Tensor cross_k, cross_v;  // [batch, heads, enc_len, d_kv]
 };
 
+// Dropout where Hugging Face's T5 applies it, only while `module` is in training mode (Module::train()):
+// the forward that inference, evaluation and the parity tests run is untouched.
+torch::Tensor trainingDropout(const torch::nn::Module& module, const torch::Tensor& x, double rate);
+
 class T5AttentionImpl : public torch::nn::Module {
 public:
     T5AttentionImpl(const T5Config& config, bool has_relative_bias);
@@ -67,6 +71,7 @@ public:
                           AttentionCache* cache);
     T5Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
     torch::nn::Embedding relative_attention_bias{nullptr};  // block 0 only
+    double dropout_rate = 0.0;                              // on the attention probabilities
 
 private:
     torch::Tensor splitHeads(const torch::Tensor& x) const;  // [b, l, h*d] -> [b, h, l, d]
@@ -83,6 +88,7 @@ public:
     explicit T5DenseImpl(const T5Config& config);
     torch::Tensor forward(const torch::Tensor& x);
     T5Linear wi{nullptr}, wi_0{nullptr}, wi_1{nullptr}, wo{nullptr};
+    double dropout_rate = 0.0;  // on the activations, before wo
 
 private:
     torch::Tensor activate(const torch::Tensor& x) const;
@@ -99,6 +105,7 @@ public:
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& enc, const torch::Tensor& bias,
                           AttentionCache* cache);
     Kind kind;
+    double dropout_rate = 0.0;  // on the sub-layer's output, before the residual sum
     T5Attention attention{nullptr};
     T5Dense dense{nullptr};
     T5LayerNorm layer_norm{nullptr};

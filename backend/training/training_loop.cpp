@@ -127,6 +127,30 @@ double meanLoss(T5ModelImpl& model, const std::vector<TrainingPair>& pairs, int6
     return tokens ? total / double(tokens) : 0.0;
 }
 
+namespace {
+
+// The model in training mode (dropout on, at the run's rate) for one update, and back in inference mode
+// afterwards whatever happens: validation passes and every later forward run without dropout.
+class TrainingMode {
+public:
+    TrainingMode(T5ModelImpl& model, double rate) : model_(model), saved_rate_(model.dropoutRate()) {
+        if (rate >= 0) model.setDropoutRate(rate);
+        model.train(true);
+    }
+    ~TrainingMode() {
+        model_.train(false);
+        model_.setDropoutRate(saved_rate_);
+    }
+    TrainingMode(const TrainingMode&) = delete;
+    TrainingMode& operator=(const TrainingMode&) = delete;
+
+private:
+    T5ModelImpl& model_;
+    double saved_rate_;
+};
+
+}  // namespace
+
 TrainingLoop::TrainingLoop(T5ModelImpl& model, const TrainingOptions& options,
                            std::vector<torch::Tensor> parameters)
     : model_(model),
@@ -139,6 +163,7 @@ double TrainingLoop::update(int64_t step, const std::vector<TrainingPair>& train
                             int64_t& tokens) {
     for (auto& group : optimizer_.param_groups()) group.options().set_lr(learningRateAt(options_, step));
     optimizer_.zero_grad();
+    const TrainingMode mode(model_, options_.dropout);
     double loss_sum = 0.0;
     for (int64_t micro = 0; micro < options_.accumulation_steps; ++micro) {
         const LmBatch batch = makeBatch(train, order.next(options_.batch_size), model_.config());

@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "error.h"
 
@@ -29,17 +30,36 @@ struct TrainingOptions {
     int64_t accumulation_steps = 1;  // forward passes per update: effective batch = batch_size * this
     uint64_t seed = 0;
     double weight_decay = 0.0;
-    int64_t max_input_tokens = 256;  // eos included
-    int64_t max_target_tokens = 64;  // eos included
-    int64_t valid_every = 50;        // steps between validation passes, when there is a validation set
+    int64_t max_input_tokens = 512;   // eos included
+    int64_t max_target_tokens = 512;  // eos included
+    int64_t valid_every = 50;         // steps between validation passes, when there is a validation set
+    // Dropout while training: < 0 takes the model's dropout_rate (config.json), as Hugging Face does.
+    // Validation passes and everything after training run without it.
+    double dropout = -1.0;
 };
 
 // The kinds of run that training is recorded under in the results database.
 inline constexpr const char* kTrainGateRun = "train-gate";
 inline constexpr const char* kTrainExpertRun = "train-expert";
 
-// PHATGOOSE's gate training (docs/ARCHITECTURE.md, "PHATGOOSE gate training"): 100 steps, AdamW, lr 5e-3,
-// 6 % warm-up, clipping at 1.0.
+// A named set of training settings, offered by the CLI (--preset) and the training dialogs.
+struct TrainingPreset {
+    std::string name;   // as --preset spells it: "paper", "quick"
+    std::string label;  // for people, with the settings that matter
+    TrainingOptions options;
+};
+
+// The presets of a run kind (kTrainGateRun or kTrainExpertRun), the default first:
+//   quick: what a laptop finishes in minutes (batch 8, no accumulation);
+//   paper: the authors' settings (r-three/phatgoose, colm/experiments/train*.gin): AdamW, lr 5e-3, no weight
+//          decay, constant rate after 6 % warm-up, batch 32 x 32 accumulation = 1024 examples per update,
+//          100 updates for a gate and 1000 for an expert, inputs and targets cut at 512 tokens.
+const std::vector<TrainingPreset>& trainingPresets(const std::string& kind);
+// Throws phatgoose::Error naming the known presets of that kind.
+const TrainingPreset& trainingPreset(const std::string& kind, const std::string& name);
+
+// PHATGOOSE's gate training (docs/ARCHITECTURE.md, "PHATGOOSE gate training"): the gate kind's first
+// preset ("quick": 100 steps, AdamW, lr 5e-3, 6 % warm-up, clipping at 1.0, batch 8).
 TrainingOptions gateTrainingDefaults();
 
 // Throws phatgoose::Error naming the first setting out of range.

@@ -47,6 +47,7 @@ std::string trainingRunSettings(const std::string& expert, const fs::path& data,
                      {"max_input_tokens", o.max_input_tokens},
                      {"max_target_tokens", o.max_target_tokens},
                      {"seed", o.seed},
+                     {"dropout", o.dropout},  // negative: the model's dropout_rate
                      {"model", origin.model_dir},
                      {"source", origin.program}};
     if (lora) {

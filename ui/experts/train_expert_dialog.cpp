@@ -14,7 +14,7 @@
 namespace phatgoose::ui {
 
 TrainExpertDialog::TrainExpertDialog(QWidget* parent)
-    : TrainingDialog(kTrainExpertKind, TrainingOptions{}, parent) {
+    : TrainingDialog(kTrainExpertKind, parent) {
     setWindowTitle(tr("Train new expert"));
     name_ = new QLineEdit(this);
     name_->setPlaceholderText(tr("the expert's folder name in the library, e.g. my_task"));

@@ -15,7 +15,7 @@
 namespace phatgoose::ui {
 
 TrainGateDialog::TrainGateDialog(QWidget* parent)
-    : TrainingDialog(kTrainGateKind, gateTrainingDefaults(), parent) {
+    : TrainingDialog(kTrainGateKind, parent) {
     setWindowTitle(tr("Train gates"));
     experts_ = new QListWidget(this);
     own_data_ = new QRadioButton(tr("Each expert's own training data"), this);

@@ -1,5 +1,6 @@
 #include "ui/experts/training_dialog.h"
 
+#include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QHBoxLayout>
@@ -13,36 +14,55 @@
 
 namespace phatgoose::ui {
 
-TrainingDialog::TrainingDialog(const QString& kind, const TrainingOptions& defaults, QWidget* parent)
-    : QDialog(parent), kind_(kind), defaults_(defaults) {
+namespace {
+const QString kCustom = QObject::tr("Custom");
+}  // namespace
+
+TrainingDialog::TrainingDialog(const QString& kind, QWidget* parent) : QDialog(parent), kind_(kind) {
+    preset_ = new QComboBox(this);
+    for (const TrainingPreset& p : trainingPresets(kind.toStdString()))
+        preset_->addItem(QString::fromStdString(p.label), QString::fromStdString(p.name));
+    preset_->setToolTip(tr("Start from a preset; editing a setting below makes it Custom"));
     steps_ = new QSpinBox(this);
     steps_->setRange(1, 10'000'000);
-    steps_->setValue(int(defaults.steps));
     learning_rate_ = new QDoubleSpinBox(this);
     learning_rate_->setDecimals(6);
     learning_rate_->setRange(1e-6, 10.0);
     learning_rate_->setSingleStep(1e-3);
-    learning_rate_->setValue(defaults.learning_rate);
     batch_ = new QSpinBox(this);
     batch_->setRange(1, 4096);
-    batch_->setValue(int(defaults.batch_size));
     batch_->setToolTip(tr("Examples per forward pass"));
     accumulation_ = new QSpinBox(this);
     accumulation_->setRange(1, 4096);
-    accumulation_->setValue(int(defaults.accumulation_steps));
     accumulation_->setToolTip(
         tr("Forward passes per optimizer step: the effective batch is batch size x this"));
+    dropout_ = new QDoubleSpinBox(this);
+    dropout_->setDecimals(2);
+    dropout_->setRange(-0.05, 0.9);
+    dropout_->setSingleStep(0.05);
+    dropout_->setSpecialValueText(tr("the model's (config.json)"));
+    dropout_->setToolTip(tr("Dropout while training; validation and inference never drop"));
     seed_ = new QSpinBox(this);
     seed_->setRange(0, std::numeric_limits<int>::max());
-    seed_->setValue(int(defaults.seed));
     seed_->setToolTip(tr("Shuffling (and, for a new expert, initialisation) follow this seed"));
 
     form_ = new QFormLayout;
+    form_->addRow(tr("Preset"), preset_);
     form_->addRow(tr("Steps"), steps_);
     form_->addRow(tr("Learning rate"), learning_rate_);
     form_->addRow(tr("Batch size"), batch_);
     form_->addRow(tr("Accumulation"), accumulation_);
+    form_->addRow(tr("Dropout"), dropout_);
     form_->addRow(tr("Seed"), seed_);
+    choosePreset(preset_->itemData(0).toString());
+    connect(preset_, &QComboBox::currentIndexChanged, this, [this](int index) {
+        const QString name = preset_->itemData(index).toString();
+        if (!name.isEmpty()) choosePreset(name);
+    });
+    for (QSpinBox* box : {steps_, batch_, accumulation_, seed_})
+        connect(box, &QSpinBox::valueChanged, this, &TrainingDialog::markCustomIfEdited);
+    for (QDoubleSpinBox* box : {learning_rate_, dropout_})
+        connect(box, &QDoubleSpinBox::valueChanged, this, &TrainingDialog::markCustomIfEdited);
 
     start_ = new QPushButton(tr("Start"), this);
     cancel_ = new QPushButton(tr("Cancel training"), this);
@@ -66,12 +86,47 @@ TrainingDialog::TrainingDialog(const QString& kind, const TrainingOptions& defau
     cancel_->setEnabled(false);  // not setTraining(): the subclass's inputs do not exist yet
 }
 
+void TrainingDialog::choosePreset(const QString& name) {
+    preset_options_ = trainingPreset(kind_.toStdString(), name.toStdString()).options;
+    {
+        const QSignalBlocker quiet(preset_);
+        const int custom = preset_->findText(kCustom);
+        if (custom >= 0) preset_->removeItem(custom);
+        preset_->setCurrentIndex(preset_->findData(name));
+    }
+    showOptions(preset_options_);
+}
+
+void TrainingDialog::showOptions(const TrainingOptions& o) {
+    const QSignalBlocker a(steps_), b(learning_rate_), c(batch_), d(accumulation_), e(dropout_), f(seed_);
+    steps_->setValue(int(o.steps));
+    learning_rate_->setValue(o.learning_rate);
+    batch_->setValue(int(o.batch_size));
+    accumulation_->setValue(int(o.accumulation_steps));
+    dropout_->setValue(o.dropout < 0 ? dropout_->minimum() : o.dropout);
+    seed_->setValue(int(o.seed));
+}
+
+// A preset that no longer describes the form is shown as "Custom"; the settings the form has no field for
+// still come from it.
+void TrainingDialog::markCustomIfEdited() {
+    const TrainingOptions o = options();
+    const TrainingOptions& p = preset_options_;
+    const bool same = o.steps == p.steps && o.learning_rate == p.learning_rate && o.batch_size == p.batch_size &&
+                      o.accumulation_steps == p.accumulation_steps && o.dropout == p.dropout && o.seed == p.seed;
+    if (same || preset_->currentText() == kCustom) return;
+    const QSignalBlocker quiet(preset_);
+    preset_->addItem(kCustom);
+    preset_->setCurrentIndex(preset_->count() - 1);
+}
+
 TrainingOptions TrainingDialog::options() const {
-    TrainingOptions o = defaults_;
+    TrainingOptions o = preset_options_;
     o.steps = steps_->value();
     o.learning_rate = learning_rate_->value();
     o.batch_size = batch_->value();
     o.accumulation_steps = accumulation_->value();
+    o.dropout = dropout_->value() <= dropout_->minimum() ? -1.0 : dropout_->value();
     o.seed = uint64_t(seed_->value());
     return o;
 }
@@ -80,7 +135,8 @@ void TrainingDialog::setTraining(bool training) {
     training_ = training;
     start_->setEnabled(!training);
     cancel_->setEnabled(training);
-    for (QWidget* w : std::initializer_list<QWidget*>{steps_, learning_rate_, batch_, accumulation_, seed_})
+    for (QWidget* w :
+         std::initializer_list<QWidget*>{preset_, steps_, learning_rate_, batch_, accumulation_, dropout_, seed_})
         w->setEnabled(!training);
     setInputsEnabled(!training);
 }

@@ -1,12 +1,14 @@
 #pragma once
-// What the Train gates and Train new expert dialogs share: the optimizer settings (steps, learning rate,
-// batch, accumulation, seed; their defaults are the backend's TrainingOptions), Start / Cancel / Close, and a
+// What the Train gates and Train new expert dialogs share: a preset (the backend's trainingPresets of the
+// run kind: Quick, Paper) and the settings over it (steps, learning rate, batch, accumulation, dropout, seed;
+// editing one makes the preset "Custom"), Start / Cancel / Close, and a
 // TrainingProgressPanel fed by the engine's progress signals. Non-modal: closing it while a run goes on only
 // hides it, and the run carries on.
 #include <QDialog>
 
 #include "ui/engine_messages.h"
 
+class QComboBox;
 class QDoubleSpinBox;
 class QFormLayout;
 class QPushButton;
@@ -25,6 +27,12 @@ public:
     QDoubleSpinBox* learningRateBox() const { return learning_rate_; }
     QSpinBox* batchBox() const { return batch_; }
     QSpinBox* accumulationBox() const { return accumulation_; }
+    QDoubleSpinBox* dropoutBox() const { return dropout_; }  // its minimum means "the model's rate"
+    QComboBox* presetBox() const { return preset_; }
+    // Fills the form with the named preset of this dialog's kind.
+    void choosePreset(const QString& name);
+    // What Start would train with.
+    TrainingOptions options() const;
     QSpinBox* seedBox() const { return seed_; }
     QPushButton* startButton() const { return start_; }
     QPushButton* cancelButton() const { return cancel_; }
@@ -42,10 +50,9 @@ Q_SIGNALS:
     void trainingEnded(const phatgoose::ui::TrainingOutcomeView& outcome);
 
 protected:
-    // `kind`: the run kind this dialog starts ("train-gate", "train-expert"); the form starts at `defaults`.
-    TrainingDialog(const QString& kind, const TrainingOptions& defaults, QWidget* parent);
-    // The defaults with the form's values.
-    TrainingOptions options() const;
+    // `kind`: the run kind this dialog starts ("train-gate", "train-expert"); the form starts at its first
+    // preset.
+    TrainingDialog(const QString& kind, QWidget* parent);
     // Subclasses insert their own rows above the optimizer settings.
     QFormLayout* form() const { return form_; }
     // Checks the form and emits the subclass's request. Returns the experts the run will train, in order;
@@ -58,15 +65,19 @@ protected:
 
 private:
     void setTraining(bool training);
+    void showOptions(const TrainingOptions& options);
+    void markCustomIfEdited();
     QString kind_;
-    TrainingOptions defaults_;
+    TrainingOptions preset_options_;  // the chosen preset: what the form's fields do not set comes from it
     bool training_ = false;
     QFormLayout* form_;
     QSpinBox* steps_;
     QDoubleSpinBox* learning_rate_;
     QSpinBox* batch_;
     QSpinBox* accumulation_;
+    QDoubleSpinBox* dropout_;
     QSpinBox* seed_;
+    QComboBox* preset_;
     QPushButton* start_;
     QPushButton* cancel_;
     TrainingProgressPanel* panel_;
