@@ -7,6 +7,8 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -58,10 +60,13 @@ class DemoTest : public QObject {
     QTemporaryDir tmp_;
     fs::path root() const { return fs::path(tmp_.path().toStdString()); }
 
-    DemoBuildOptions quick(const std::string& name) const {
+    // The --quick miniature; its rule keeps every held-out candidate unless `rule` says otherwise (the
+    // miniature's experts learn nothing, so the real thresholds would keep none).
+    DemoBuildOptions quick(const std::string& name, std::optional<HeldOutRule> rule = {}) const {
         DemoBuildOptions o;
         o.out = root() / name;
         o.scale = DemoScale::quick();
+        o.scale.rule = rule.value_or(HeldOutRule{.max_base_above_chance = 100.0, .min_skill_score = 0.0});
         o.version = "test";
         return o;
     }
@@ -130,8 +135,8 @@ private Q_SLOTS:
         const DemoBuildReport report = buildDemoWorkspace(quick("demo"), [&](const DemoProgress& p) {
             if (stages.empty() || stages.back() != p.stage) stages.push_back(p.stage);
         });
-        QCOMPARE(int(report.stages.size()), 7);
-        QCOMPARE(int(stages.size()), 7);
+        QCOMPARE(int(report.stages.size()), 8);
+        QCOMPARE(int(stages.size()), 8);
         QVERIFY(!fs::exists(root() / "demo.partial"));
 
         const Workspace ws = openWorkspace(root() / "demo");
@@ -152,7 +157,7 @@ private Q_SLOTS:
         QCOMPARE(countRuns(store, "pretrain"), int64_t(1));
         QCOMPARE(countRuns(store, "train-expert"), int64_t(held_in + 1));  // + the multitask LoRA
         QCOMPARE(countRuns(store, "train-gate"), int64_t(held_in));
-        QCOMPARE(countRuns(store, "eval"), int64_t(2));
+        QCOMPARE(countRuns(store, "eval"), int64_t(3));  // the held-out rule's, the methods', multitask's
         const std::vector<RunRecord> runs = store.runs();
         const int64_t routed = runs[runs.size() - 2].id, multitask = runs.back().id;
         const size_t methods = 6 + held_in;  // base, merge, retrieval, avg-act, arrow, phatgoose + singles
@@ -178,6 +183,78 @@ private Q_SLOTS:
                     found = true;
                 }
             QVERIFY(found);
+        }
+    }
+
+    // The held-out rule on hand-made scores: kept only when the base model is within 10 points of chance and
+    // the skill expert alone reaches 60.
+    void ruleJudgesCandidates_data() {
+        QTest::addColumn<double>("chance");
+        QTest::addColumn<double>("base");
+        QTest::addColumn<double>("skill");
+        QTest::addColumn<bool>("kept");
+        QTest::newRow("generation, learnable") << 0.0 << 4.0 << 75.0 << true;
+        QTest::newRow("generation, base already does it") << 0.0 << 12.0 << 90.0 << false;
+        QTest::newRow("choice of two at the line") << 50.0 << 60.0 << 60.0 << true;
+        QTest::newRow("choice of three, base above") << 100.0 / 3 << 44.0 << 95.0 << false;
+        QTest::newRow("skill expert cannot") << 0.0 << 0.0 << 59.0 << false;
+    }
+    void ruleJudgesCandidates() {
+        QFETCH(double, chance);
+        QFETCH(double, base);
+        QFETCH(double, skill);
+        QFETCH(bool, kept);
+        const HeldOutVerdict v = judgeHeldOut(HeldOutRule{}, "t", "s", chance, base, skill);
+        QCOMPARE(v.kept, kept);
+        QCOMPARE(v.reason.empty(), kept);
+    }
+
+    // The rule's code path in a real build, whatever its thresholds keep: every candidate's verdict is the
+    // rule applied to the scores stored in the rule's own evaluation run; the workspace keeps exactly the
+    // kept candidates (the others' test data is gone) and the methods' run covers only them; a rule that
+    // keeps nothing leaves the held-in tasks alone.
+    void heldOutRuleDecidesTheTasks() {
+        for (const auto& [name, rule] : {std::pair{"ruled", HeldOutRule{}},
+                                         std::pair{"none-kept", HeldOutRule{.min_skill_score = 101.0}}}) {
+            const DemoBuildReport report = buildDemoWorkspace(quick(name, rule));
+            const Workspace ws = openWorkspace(root() / name);
+            size_t candidates = 0;
+            for (const TaskDefinition& t : demoTaskSuite()) candidates += t.role == TaskRole::HeldOut;
+            QCOMPARE(report.held_out.size(), candidates);
+            ResultsStore store(ws.database);
+            std::vector<RunRecord> evals;
+            for (const RunRecord& r : store.runs())
+                if (r.kind == "eval") evals.push_back(r);
+            QCOMPARE(evals.size(), size_t(3));
+            const std::vector<MetricRecord> judged = store.metrics(evals[0].id);
+            std::set<std::string> kept;
+            for (const HeldOutVerdict& v : report.held_out) {
+                double base = -1, skill = -1;
+                for (const MetricRecord& m : judged) {
+                    if (m.dataset != v.task) continue;
+                    if (m.method == "base") base = m.value;
+                    if (m.method == "single:" + v.skill) skill = m.value;
+                }
+                QCOMPARE(v.base, base);
+                QCOMPARE(v.skill_score, skill);
+                QCOMPARE(v.skill, findDemoTask(v.task).skill);
+                QCOMPARE(v.kept,
+                         base <= v.chance + rule.max_base_above_chance && skill >= rule.min_skill_score);
+                if (v.kept) kept.insert(v.task);
+                QCOMPARE(fs::exists(root() / name / "data" / "test" / (v.task + ".jsonl")), v.kept);
+            }
+            std::set<std::string> held_out;
+            for (const WorkspaceTask& t : ws.tasks)
+                if (t.role == TaskRole::HeldOut) held_out.insert(t.name);
+            QCOMPARE(held_out, kept);
+            std::set<std::string> routed;
+            for (const MetricRecord& m : store.metrics(evals[1].id)) routed.insert(m.dataset);
+            QCOMPARE(routed.size(), ws.tasks.size());
+            for (const std::string& t : kept) QVERIFY(routed.count(t));
+            const auto file = nlohmann::json::parse(
+                phatgoose::testing::readFileBytes(root() / name / "held_out_rule.json"));
+            QCOMPARE(file.at("candidates").size(), candidates);
+            if (std::string(name) == "none-kept") QVERIFY(kept.empty());
         }
     }
 

@@ -421,6 +421,20 @@ private Q_SLOTS:
         picker->setPin({});
     }
 
+    // A workspace's example prompt fills only an untouched field: after a run (or a prompt set on purpose)
+    // the field keeps showing the prompt whose result is on screen.
+    void theRunPromptStaysInTheField() {
+        auto window = probedWindow("phatgoose");
+        QVERIFY(window);
+        QCoreApplication::processEvents();
+        QCOMPARE(window->probeView()->prompt(), kPrompt);
+        window->probeView()->suggestPrompt("an example from the workspace");
+        QCOMPARE(window->probeView()->prompt(), kPrompt);
+        ui::MainWindow fresh;
+        fresh.probeView()->suggestPrompt("an example from the workspace");
+        QCOMPARE(fresh.probeView()->prompt(), QString("an example from the workspace"));
+    }
+
     void routingDifferenceEdgeCases() {
         const ProbeOutcome p = direct("phatgoose", 2), merge = direct("merge", 1);
         const ui::RoutingDifference d = ui::compareRouting(p.trace, merge.trace);

@@ -1,5 +1,6 @@
 #include "demo/demo_builder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -132,6 +133,9 @@ void trainTokenizer(Build& b) {
     Tokenizer::train({.input_text = corpus,
                       .model_prefix = b.ws.root / ".build" / "spiece",
                       .vocab_size = b.scale().vocab_pieces,
+                      // BPE merges until every frequent word is one piece (unigram, tried first, kept
+                      // splitting "review" into "rev iew"): the probe's tokens are words.
+                      .model_type = "bpe",
                       .hard_vocab_limit = false});
     fs::copy_file(b.ws.root / ".build" / "spiece.model", b.ws.model_dir / "spiece.model");
     writeFileAtomically(
@@ -286,6 +290,78 @@ void trainMultitask(Build& b, PretrainedT5& t5) {
     writeJsonl(all.path, all.examples);
 }
 
+// ---- the held-out rule ----
+
+double chanceOf(const Dataset& d) {
+    double sum = 0.0;
+    for (const Example& e : d.examples) sum += e.choices.empty() ? 0.0 : 100.0 / double(e.choices.size());
+    return d.examples.empty() ? 0.0 : sum / double(d.examples.size());
+}
+
+// The base model and each skill expert alone on every held-out candidate (one evaluation run, kept in the
+// database), judged by the scale's rule; the rejected candidates leave the workspace with their data. No
+// router has run on any candidate yet.
+void applyHeldOutRule(Build& b, PretrainedT5& t5) {
+    std::vector<Dataset> datasets;
+    std::vector<std::string> skills;
+    for (const WorkspaceTask& t : b.ws.tasks) {
+        if (t.role != TaskRole::HeldOut) continue;
+        datasets.push_back(loadJsonl(t.test));
+        const std::string& skill = findDemoTask(t.name).skill;
+        if (std::find(skills.begin(), skills.end(), skill) == skills.end()) skills.push_back(skill);
+    }
+    if (datasets.empty()) return;
+    std::string methods = "base";
+    for (const std::string& s : skills) methods += ",single:" + s;
+    const std::vector<LoraExpert> experts = ExpertLibrary::open(b.ws.experts_dir, t5.config).experts();
+    Evaluator evaluator(*t5.model, *t5.tokenizer, experts);
+    EvalSettings settings{
+        .methods = parseEvalMethods(methods, b.scale().top_k), .batch_size = 32, .max_new_tokens = 8};
+    EvalHooks hooks;
+    hooks.cancel = b.cancel;
+    hooks.progress = [&](const EvalProgress& p) {
+        b.say({.stage = "held-out rule",
+               .item = p.method + " on " + p.dataset,
+               .done = p.done,
+               .total = p.total});
+    };
+    ResultsStore store(b.ws.database);
+    const json extra{
+        {"workspace", "demo"},
+        {"experts", "experts"},
+        {"purpose", "held-out rule: the base model and each skill expert alone on the candidates"},
+        {"rule", heldOutRuleJson(b.scale().rule, {}).at("rule")}};
+    const StoredEvaluation stored =
+        evaluateIntoStore(evaluator, store, datasets, settings, hooks,
+                          evalSettingsJson(datasets, settings, extra.dump()), b.options.version);
+    if (stored.result.cancelled) throw Error("demo build cancelled during the held-out rule");
+    auto score = [&](const std::string& method, size_t dataset) {
+        for (const EvalCell& c : stored.result.cells)
+            if (c.method == method && c.dataset_index == dataset) return c.score.value;
+        throw Error("held-out rule: no score of " + method + " on " + datasets[dataset].name);
+    };
+    std::vector<WorkspaceTask> kept;
+    size_t d = 0;
+    for (const WorkspaceTask& t : b.ws.tasks) {
+        if (t.role != TaskRole::HeldOut) {
+            kept.push_back(t);
+            continue;
+        }
+        const std::string& skill = findDemoTask(t.name).skill;
+        const HeldOutVerdict v = judgeHeldOut(b.scale().rule, t.name, skill, chanceOf(datasets[d]),
+                                              score("base", d), score("single:" + skill, d));
+        ++d;
+        b.report.held_out.push_back(v);
+        if (v.kept)
+            kept.push_back(t);
+        else
+            fs::remove(t.test);
+    }
+    b.ws.tasks = kept;
+    writeFileAtomically(b.ws.root / "held_out_rule.json",
+                        heldOutRuleJson(b.scale().rule, b.report.held_out).dump(2) + "\n");
+}
+
 // ---- evaluation ----
 
 void evaluate(Build& b, PretrainedT5& t5) {
@@ -362,8 +438,9 @@ void finish(Build& b, const fs::path& out) {
 
 DemoScale DemoScale::full() {
     DemoScale s;
-    s.model = tinyT5(128, 256, 4, 3);
-    s.vocab_pieces = 400;
+    s.model = tinyT5(160, 320, 4, 3);
+    // An upper bound (hard_vocab_limit off): enough for every word of the suite to be one piece.
+    s.vocab_pieces = 2000;
     s.train_per_task = 600;
     s.valid_per_task = 64;
     s.test_per_task = 100;
@@ -420,6 +497,7 @@ DemoBuildReport buildDemoWorkspace(const DemoBuildOptions& options, const Progre
         b.stage("experts", [&] { trainExperts(b, t5); });
         b.stage("gates", [&] { trainGates(b, t5); });
         b.stage("multitask", [&] { trainMultitask(b, t5); });
+        b.stage("held-out rule", [&] { applyHeldOutRule(b, t5); });
         b.stage("evaluation", [&] { evaluate(b, t5); });
         finish(b, out);
     } catch (...) {

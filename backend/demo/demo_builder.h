@@ -3,9 +3,11 @@
 // The synthetic task suite is drawn, a sentencepiece tokenizer is trained on its text, a tiny T5 is
 // pre-trained by span corruption on the held-in tasks' text, one LoRA expert and one PHATGOOSE gate are
 // trained per held-in task, a multitask LoRA is trained on all held-in tasks at once, and every routing
-// method is evaluated on every task into the workspace's database. Everything happens in a fresh, uniquely
-// named folder beside DIR (".DIR.tmp-partial-XXXXXX"), swapped in as DIR at the end, so a failed or cancelled
-// build leaves nothing half-made and an existing DIR untouched.
+// method is evaluated on every task into the workspace's database. Held-out tasks are candidates first: the
+// base model and each skill expert alone are evaluated on them (a run of its own), and only those the rule
+// (held_out_rule.h) keeps stay in the workspace, before any router is run on them. Everything happens in a
+// fresh, uniquely named folder beside DIR (".DIR.tmp-partial-XXXXXX"), swapped in as DIR at the end, so a
+// failed or cancelled build leaves nothing half-made and an existing DIR untouched.
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "demo/held_out_rule.h"
 #include "model/t5_config.h"
 
 namespace phatgoose {
@@ -31,6 +34,7 @@ struct DemoScale {
     int64_t lora_rank = 0;
     double lora_alpha = 0.0;
     int64_t top_k = 2;
+    HeldOutRule rule;  // which held-out candidates the workspace keeps
 
     static DemoScale full();
     static DemoScale quick();
@@ -45,7 +49,8 @@ struct DemoBuildOptions {
 };
 
 struct DemoProgress {
-    std::string stage;  // "data", "tokenizer", "pre-training", "experts", "gates", "multitask", "evaluation"
+    std::string stage;  // "data", "tokenizer", "pre-training", "experts", "gates", "multitask",
+                        // "held-out rule", "evaluation"
     std::string item;   // the task or method at work, when there is one
     int64_t done = 0, total = 0;
     double loss = 0.0;  // the latest training loss, where one applies
@@ -58,6 +63,7 @@ struct DemoStageTime {
 
 struct DemoBuildReport {
     std::filesystem::path workspace;
+    std::vector<HeldOutVerdict> held_out;  // every candidate, kept or not
     std::vector<DemoStageTime> stages;
     double seconds = 0.0;
 };

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "atomic_file.h"
+#include "error.h"
 
 namespace phatgoose {
 namespace {
@@ -162,6 +163,40 @@ Example kindOfThing(Rng& rng) {
     return generation("Name the kind of thing a " + word + " is.", categoryOf(word));
 }
 
+// Closer rephrasings: the held-in instruction reworded, the answer in the same form.
+Example oppositeWord(Rng& rng) {
+    const auto [word, answer] = opposite(rng);
+    return generation("Give the opposite of: " + word, answer);
+}
+Example plusSum(Rng& rng) {
+    const int a = number(rng, 0, 9), b = number(rng, 0, 9);
+    return generation(std::to_string(a) + " plus " + std::to_string(b) + " equals", std::to_string(a + b));
+}
+Example countList(Rng& rng) {
+    const int n = number(rng, 1, 6);
+    return generation("Count the words: " + sentenceOf(rng, n), std::to_string(n));
+}
+Example reverseOrder(Rng& rng) {
+    std::vector<std::string> words = {pick(kNouns, rng), pick(kNouns, rng), pick(kNouns, rng)};
+    return generation("Reverse the order of these words: " + words[0] + " " + words[1] + " " + words[2],
+                      words[2] + " " + words[1] + " " + words[0]);
+}
+Example reviewOpinion(Rng& rng) {
+    const bool good = coin(rng);
+    return choice(review(rng, good) + " Positive or negative?", good ? "positive" : "negative",
+                  {"positive", "negative"});
+}
+Example largerOf(Rng& rng) {
+    const auto [a, b] = twoDifferent(rng);
+    const std::string sa = std::to_string(a), sb = std::to_string(b);
+    return choice("Of " + sa + " and " + sb + ", which is larger?", std::to_string(std::max(a, b)), {sa, sb});
+}
+Example animalPlantOrTool(Rng& rng) {
+    const std::string word = categorised(rng);
+    return choice("A " + word + " is an animal, a plant, or a tool?", categoryOf(word),
+                  {"animal", "plant", "tool"});
+}
+
 TaskDefinition heldIn(std::string name, bool mc, std::string description, Example (*draw)(Rng&)) {
     std::string skill = name;
     return {std::move(name), TaskRole::HeldIn, mc, std::move(description), std::move(skill), draw};
@@ -188,6 +223,19 @@ std::vector<TaskDefinition> makeSuite() {
         heldOut("bigger_number_said", false, "the larger of two numbers, written out", "larger_number",
                 biggerNumberSaid),
         heldOut("kind_of_thing", false, "the category of a word, written out", "category", kindOfThing),
+        heldOut("opposite_word", false, "the opposite of a word, asked in other words", "antonym",
+                oppositeWord),
+        heldOut("plus_sum", false, "a sum written as 'a plus b equals'", "addition", plusSum),
+        heldOut("count_list", false, "how many words a list has, asked in other words", "count_words",
+                countList),
+        heldOut("reverse_order", false, "three words in reverse order, asked in other words", "reverse_words",
+                reverseOrder),
+        heldOut("review_opinion", true, "review sentiment, the bare review then the question", "sentiment",
+                reviewOpinion),
+        heldOut("larger_of", true, "the larger of two numbers, asked in other words", "larger_number",
+                largerOf),
+        heldOut("animal_plant_or_tool", true, "the category of a word, asked in other words", "category",
+                animalPlantOrTool),
     };
     for (TaskDefinition& t : suite) {
         auto draw = t.draw;
@@ -206,6 +254,12 @@ std::vector<TaskDefinition> makeSuite() {
 const std::vector<TaskDefinition>& demoTaskSuite() {
     static const std::vector<TaskDefinition> suite = makeSuite();
     return suite;
+}
+
+const TaskDefinition& findDemoTask(const std::string& name) {
+    for (const TaskDefinition& t : demoTaskSuite())
+        if (t.name == name) return t;
+    throw Error("the demo suite has no task '" + name + "'");
 }
 
 std::vector<Example> drawExamples(const TaskDefinition& task, int64_t count, uint64_t seed,

@@ -24,6 +24,8 @@ struct TaskDefinition {
 };
 
 const std::vector<TaskDefinition>& demoTaskSuite();
+// The suite's task of that name; throws phatgoose::Error for another name.
+const TaskDefinition& findDemoTask(const std::string& name);
 
 // `count` examples of `task` drawn with `seed`; duplicates of an input are redrawn while the task has
 // unseen inputs left (small tasks such as antonyms have fewer distinct inputs than large splits).

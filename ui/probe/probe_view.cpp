@@ -177,8 +177,11 @@ void ProbeView::suggestPrompt(const QString& prompt) {
         prompt_->setText(prompt);  // setText clears the flag: later suggestions still apply
 }
 
+// A prompt set on purpose (Open in probe, a test, a run) is the user's: a workspace's example, which may
+// arrive later from the engine thread, no longer replaces it.
 void ProbeView::setPrompt(const QString& prompt) {
     prompt_->setText(prompt);
+    prompt_->setModified(true);
 }
 void ProbeView::setMethod(const QString& method) {
     picker_->setMethod(method);
@@ -190,6 +193,7 @@ void ProbeView::setExpertNames(const QStringList& names) {
 void ProbeView::request() {
     ProbeRequest r;
     r.prompt = prompt_->text();
+    prompt_->setModified(true);  // the field now shows what was run
     picker_->applyTo(r);
     r.max_new_tokens = max_tokens_->value();
     Q_EMIT probeRequested(r);
