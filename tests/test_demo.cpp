@@ -261,7 +261,7 @@ private Q_SLOTS:
     void sameSeedSameWorkspace() {
         buildDemoWorkspace(quick("again"));
         for (const char* file :
-             {"model/model.safetensors", "experts/addition/adapter_model.safetensors",
+             {"model/model.safetensors", "model/spiece.model", "experts/addition/adapter_model.safetensors",
               "experts/addition/phatgoose_gate.safetensors", "data/test/sum_question.jsonl"})
             QVERIFY2(phatgoose::testing::readFileBytes(root() / "demo" / file) ==
                          phatgoose::testing::readFileBytes(root() / "again" / file),

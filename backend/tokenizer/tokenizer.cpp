@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
@@ -394,6 +396,72 @@ int64_t Tokenizer::sentinelId(int n) const {
     return size() - 1 - n;
 }
 
+namespace {
+
+// Protocol buffer wire format, just enough to rewrite two strings of a sentencepiece ModelProto.
+uint64_t readVarint(const std::string& b, size_t& pos) {
+    uint64_t v = 0;
+    for (int shift = 0; pos < b.size() && shift < 64; shift += 7) {
+        const uint8_t byte = uint8_t(b[pos++]);
+        v |= uint64_t(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) return v;
+    }
+    throw Error("a sentencepiece model with a malformed field");
+}
+void writeVarint(std::string& out, uint64_t v) {
+    for (; v >= 0x80; v >>= 7) out += char(uint8_t(v) | 0x80);
+    out += char(v);
+}
+// Copies the fields of `b` to a new message, passing each length-delimited field to `edit` (which may
+// rewrite its bytes, or return false to drop it).
+std::string rewriteFields(const std::string& b, const std::function<bool(uint64_t, std::string&)>& edit) {
+    std::string out;
+    for (size_t pos = 0; pos < b.size();) {
+        const size_t start = pos;
+        const uint64_t key = readVarint(b, pos);
+        const uint64_t field = key >> 3, wire = key & 7;
+        if (wire == 2) {
+            const uint64_t length = readVarint(b, pos);
+            if (length > b.size() - pos) throw Error("a sentencepiece model with a truncated field");
+            std::string value = b.substr(pos, size_t(length));
+            pos += size_t(length);
+            if (!edit(field, value)) continue;
+            writeVarint(out, key);
+            writeVarint(out, value.size());
+            out += value;
+            continue;
+        }
+        if (wire == 0) readVarint(b, pos);
+        else if (wire == 1) pos += 8;
+        else if (wire == 5) pos += 4;
+        else throw Error("a sentencepiece model with an unknown field type");
+        if (pos > b.size()) throw Error("a sentencepiece model with a truncated field");
+        out += b.substr(start, pos - start);
+    }
+    return out;
+}
+
+// sentencepiece records the training input and output paths in the model (TrainerSpec fields 1 and 2 of
+// ModelProto field 2); keeping only their file names makes a model trained in a temporary folder the same
+// bytes wherever it was trained.
+void dropRecordedFolders(const std::filesystem::path& model) {
+    std::ifstream in(model, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string rewritten = rewriteFields(bytes, [](uint64_t field, std::string& value) {
+        if (field != 2) return true;
+        value = rewriteFields(value, [](uint64_t spec_field, std::string& path) {
+            if (spec_field == 1 || spec_field == 2) path = std::filesystem::path(path).filename().string();
+            return true;
+        });
+        return true;
+    });
+    std::ofstream out(model, std::ios::binary | std::ios::trunc);
+    out << rewritten;
+    if (!out) throw Error(model.string() + ": cannot rewrite the trained model");
+}
+
+}  // namespace
+
 void Tokenizer::train(const TokenizerTrainOptions& options) {
     checkedFile(options.input_text);
     const std::vector<std::pair<std::string, std::string>> settings = {
@@ -421,6 +489,7 @@ void Tokenizer::train(const TokenizerTrainOptions& options) {
     char* error = nullptr;
     shim.check(shim.train(keys.data(), values.data(), keys.size(), &error), &error,
                options.input_text.string() + ": training a sentencepiece model failed");
+    dropRecordedFolders(options.model_prefix.string() + ".model");
 }
 
 std::string Tokenizer::shimPath() {
