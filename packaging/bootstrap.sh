@@ -16,6 +16,8 @@ PACKAGES=(
     xvfb xauth
     # The packaging test: dpkg-shlibdeps for CPack, the desktop entry, metainfo and man page checkers.
     dpkg-dev desktop-file-utils appstream file groff-base
+    # The cluster suite starts a one-node Slurm of its own (tests/slurm_cluster.sh).
+    slurmctld slurmd slurm-client munge
 )
 
 install_dependencies() {

@@ -16,7 +16,7 @@ namespace {
 std::vector<Command> allCommands() {
     std::vector<Command> all;
     for (auto group : {modelCommands, routingCommands, analysisCommands, trainingCommands, evalCommands,
-                       libraryCommands, demoCommands, benchCommands})
+                       libraryCommands, demoCommands, clusterCommands, benchCommands})
         for (Command& c : group()) all.push_back(std::move(c));
     return all;
 }

@@ -53,6 +53,7 @@ std::vector<Command> routingCommands();   // route
 std::vector<Command> analysisCommands();  // route-stats
 std::vector<Command> evalCommands();      // eval, results
 std::vector<Command> demoCommands();      // demo build
+std::vector<Command> clusterCommands();   // cluster train-gates, eval, status, cancel, collect
 std::vector<Command> libraryCommands();   // import, export (the authors' r-three libraries)
 
 // --threads N: BLAS products and the engine's own kernels (model/compute_policy.h); 0 = every core.

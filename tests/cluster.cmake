@@ -1,0 +1,5 @@
+# Cluster runs against a real one-node Slurm that the suite starts itself (tests/slurm_cluster.sh; root and
+# Debian's slurmctld, slurmd, slurm-client and munge, which packaging/bootstrap.sh installs).
+phatgoose_test(test_cluster SOURCES test_cluster.cpp LIBS phatgoose_cli phatgoose_test_fixtures LABELS cluster
+               TIMEOUT 900)
+target_compile_definitions(test_cluster PRIVATE PHATGOOSE_SLURM_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/slurm_cluster.sh")
