@@ -117,6 +117,32 @@ struct ExpertTrainingRequest {
     TrainingOptions options;
 };
 
+// ---- Cluster runs (Slurm): the Train gates dialog's "Run on: Slurm" and the Jobs panel ----
+
+struct SlurmSettings {
+    QString partition, time, mem, account, extra;  // empty: Slurm's default
+    int cpus = 0;                                  // 0: Slurm's default
+};
+
+struct ClusterGatesRequest {
+    QString workspace_root, model_dir, experts_dir;  // the run folder goes under workspace_root/cluster
+    QStringList experts;
+    QString dataset;  // one file for every gate; empty: each expert's own training data
+    TrainingOptions options;
+    SlurmSettings slurm;
+};
+
+struct ClusterTaskView {
+    QString name, state, log_tail;  // state: pending, running, done, failed, cancelled
+};
+
+struct ClusterRunView {
+    QString dir, kind, job_id;
+    QList<ClusterTaskView> tasks;
+    qint64 collected = 0;  // tasks brought home
+    QString error;         // the folder could not be read
+};
+
 // The run kinds of the training dialogs, as the results database records them (training_session.h).
 inline const QString kTrainGateKind = QString::fromUtf8(kTrainGateRun);
 inline const QString kTrainExpertKind = QString::fromUtf8(kTrainExpertRun);
@@ -176,3 +202,5 @@ Q_DECLARE_METATYPE(phatgoose::ui::EvaluationRequest)
 Q_DECLARE_METATYPE(phatgoose::ui::LibraryImportRequest)
 Q_DECLARE_METATYPE(phatgoose::ui::LibraryImportProgressView)
 Q_DECLARE_METATYPE(phatgoose::ui::LibraryImportOutcomeView)
+Q_DECLARE_METATYPE(phatgoose::ui::ClusterGatesRequest)
+Q_DECLARE_METATYPE(phatgoose::ui::ClusterRunView)

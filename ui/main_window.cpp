@@ -29,6 +29,8 @@
 #include "ui/experts/import_library_dialog.h"
 #include "ui/experts/train_expert_dialog.h"
 #include "ui/experts/train_gate_dialog.h"
+#include "ui/jobs/cluster_jobs.h"
+#include "ui/jobs/jobs_view.h"
 #include "ui/probe/compare_view.h"
 #include "ui/probe/routing_method_picker.h"
 #include "ui/recent_workspaces.h"
@@ -72,6 +74,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     analysis_ = new RoutingAnalysisView(tabs_);
     analysis_->setObjectName("analysis");
     tabs_->addTab(analysis_, tr("Routing analysis"));
+    jobs_ = new JobsView(tabs_);
+    jobs_->setObjectName("jobs");
+    tabs_->addTab(jobs_, tr("Jobs"));
     // The first screen is the probe (with an example prompt once a workspace opens), not the Model form.
     tabs_->setCurrentWidget(probe_);
     setCentralWidget(tabs_);
@@ -118,6 +123,7 @@ void MainWindow::connectWorker() {
     connect(worker_, &EngineWorker::failed, this, &MainWindow::showError);
     connectResults();
     connectAnalysis();
+    connectJobs();
     engine_thread_.start();
 }
 
@@ -261,6 +267,31 @@ void MainWindow::connectResults() {
             [this] { statusBar()->showMessage(results_->statusText()); });
 }
 
+// ---- Jobs view: cluster runs ----
+void MainWindow::connectJobs() {
+    qRegisterMetaType<ClusterGatesRequest>();
+    qRegisterMetaType<QList<ClusterRunView>>();
+    cluster_jobs_ = new ClusterJobs;
+    cluster_jobs_->moveToThread(&engine_thread_);
+    connect(&engine_thread_, &QThread::finished, cluster_jobs_, &QObject::deleteLater);
+    connect(worker_, &EngineWorker::workspaceOpened, jobs_, &JobsView::setWorkspace);
+    connect(jobs_, &JobsView::pollRequested, cluster_jobs_, &ClusterJobs::poll);
+    connect(jobs_, &JobsView::cancelRequested, cluster_jobs_, &ClusterJobs::cancel);
+    connect(jobs_, &JobsView::collectRequested, cluster_jobs_, &ClusterJobs::collect);
+    connect(cluster_jobs_, &ClusterJobs::polled, jobs_, &JobsView::showRuns);
+    connect(cluster_jobs_, &ClusterJobs::failed, jobs_, &JobsView::showMessage);
+    connect(cluster_jobs_, &ClusterJobs::submitted, this, [this](const QString& dir, const QString& job) {
+        jobs_->showMessage(tr("Submitted job %1 (%2)").arg(job, dir));
+        jobs_->refresh();
+    });
+    connect(cluster_jobs_, &ClusterJobs::collected, this, [this](const QString& dir, const QString& summary) {
+        jobs_->showMessage(tr("%1: %2").arg(QDir(dir).dirName(), summary));
+        // Collected gates are in the library's folders now: open it again.
+        if (!jobs_->workspace().experts_dir.isEmpty())
+            Q_EMIT libraryRequested(jobs_->workspace().experts_dir);
+    });
+}
+
 // ---- Routing analysis view ----
 void MainWindow::connectAnalysis() {
     qRegisterMetaType<RoutingAnalysisRequest>();
@@ -370,6 +401,13 @@ void MainWindow::connectShell() {
     connect(experts_view_, &ExpertsView::trainGatesRequested, this, &MainWindow::showTrainGateDialog);
     connect(experts_view_, &ExpertsView::trainExpertRequested, this, &MainWindow::showTrainExpertDialog);
     connect(train_gate_, &TrainGateDialog::trainingRequested, worker_, &EngineWorker::trainGates);
+    connect(train_gate_, &TrainGateDialog::clusterRequested, this, [this](ClusterGatesRequest r) {
+        const WorkspaceView& ws = jobs_->workspace();
+        r.workspace_root = ws.root;
+        r.model_dir = ws.model_dir;
+        r.experts_dir = ws.experts_dir;
+        QMetaObject::invokeMethod(cluster_jobs_, [jobs = cluster_jobs_, r] { jobs->submitGates(r); });
+    });
     connect(train_expert_, &TrainExpertDialog::trainingRequested, worker_, &EngineWorker::trainExpert);
     qRegisterMetaType<LibraryImportRequest>();
     qRegisterMetaType<LibraryImportProgressView>();

@@ -18,6 +18,8 @@ class EngineWorker;
 class ProbeView;
 class ResultsView;
 class RoutingAnalysisView;
+class JobsView;
+class ClusterJobs;
 struct ModelSummaryView;
 class ExpertsView;
 class TrainGateDialog;
@@ -39,6 +41,8 @@ public:
     CompareView* compareView() const { return compare_; }
     ResultsView* resultsView() const { return results_; }
     RoutingAnalysisView* analysisView() const { return analysis_; }
+    JobsView* jobsView() const { return jobs_; }
+    ClusterJobs* clusterJobs() const { return cluster_jobs_; }
     QTabWidget* tabs() const { return tabs_; }
 
     // ---- The shell: start-up, recent workspaces, the Experts view and the training dialogs ----
@@ -64,6 +68,7 @@ private:
     void connectWorker();
     void connectResults();   // the Results view <-> the engine worker
     void connectAnalysis();  // the Routing analysis view <-> the engine worker
+    void connectJobs();      // the Jobs view and the gate dialog's Slurm runs <-> ClusterJobs
     void showSummary(const ModelSummaryView& summary);
     void showError(const QString& message);
     // ---- Probe and Compare views ----
@@ -85,6 +90,8 @@ private:
     CompareView* compare_ = nullptr;
     ResultsView* results_ = nullptr;
     RoutingAnalysisView* analysis_ = nullptr;
+    JobsView* jobs_ = nullptr;
+    ClusterJobs* cluster_jobs_ = nullptr;  // on the engine thread
     QLabel* library_status_ = nullptr;
     // ---- The shell ----
     ExpertsView* experts_view_ = nullptr;

@@ -10,12 +10,9 @@
 #include "cli/cli.h"
 #include "cli/command.h"
 #include "cluster/cluster_collect.h"
+#include "cluster/cluster_plans.h"
 #include "cluster/cluster_run.h"
 #include "error.h"
-#include "experts/expert_library.h"
-#include "model/t5_config.h"
-#include "store/workspace.h"
-#include "training/training_session.h"
 #include "version.h"
 
 namespace phatgoose {
@@ -27,20 +24,12 @@ using json = nlohmann::json;
 // Options a task passes on to `train-gate` as given (the preset and the settings over it).
 const char* const kGateOptions[] = {"preset", "steps", "lr", "batch", "accum", "seed", "dropout"};
 
-std::string absolute(const std::string& path) {
-    return fs::absolute(path).lexically_normal().string();
-}
-
-// The program every array task runs: --phatgoose, else this program when it is `phatgoose`, else the
-// `phatgoose` beside it.
 std::string phatgooseProgram(const CommandContext& ctx) {
-    if (ctx.parser.isSet("phatgoose")) return absolute(ctx.value("phatgoose"));
-    std::error_code ec;
-    const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-    if (self.filename() == "phatgoose") return self.string();
-    const fs::path beside = self.parent_path() / "phatgoose";
-    if (fs::exists(beside)) return beside.string();
-    throw UsageError("cannot tell where the phatgoose program is; pass --phatgoose PATH");
+    if (ctx.parser.isSet("phatgoose"))
+        return fs::absolute(ctx.value("phatgoose")).lexically_normal().string();
+    const std::string beside = phatgooseBesideThisProgram();
+    if (beside.empty()) throw UsageError("cannot tell where the phatgoose program is; pass --phatgoose PATH");
+    return beside;
 }
 
 SlurmOptions slurmOptions(const CommandContext& ctx) {
@@ -49,80 +38,33 @@ SlurmOptions slurmOptions(const CommandContext& ctx) {
             ctx.value("extra-sbatch"), ctx.parser.isSet("cpus") ? ctx.integer("cpus", 1) : 0};
 }
 
-std::vector<ClusterTask> gateTasks(const CommandContext& ctx, const fs::path& run_dir, json& settings) {
-    const std::string model = absolute(ctx.required("model", "DIR"));
-    const std::string experts_dir = absolute(ctx.required("experts", "LIBRARY"));
-    const T5Config config = T5Config::fromFile(fs::path(model) / "config.json");
-    const ExpertLibrary library = ExpertLibrary::open(experts_dir, config);
-    std::set<std::string> only;
-    for (const QString& n : ctx.parser.values("only").join(',').split(',', Qt::SkipEmptyParts))
-        only.insert(n.trimmed().toStdString());
-    for (const std::string& n : only)
-        if (!std::any_of(library.experts().begin(), library.experts().end(),
-                         [&](const LoraExpert& e) { return e.name == n; }))
-            throw Error("--only: the library " + experts_dir + " has no expert '" + n + "'");
-    const fs::path root = fs::path(experts_dir).parent_path();
-    std::optional<Workspace> workspace;
-    if (fs::is_regular_file(root / "workspace.json")) workspace = openWorkspace(root);
-    settings = {{"model", model}, {"experts", experts_dir}};
-    std::vector<ClusterTask> tasks;
-    for (const LoraExpert& e : library.experts()) {
-        if (!only.empty() && !only.count(e.name)) continue;
-        const std::string data =
-            ctx.parser.isSet("data")
-                ? absolute(ctx.value("data"))
-                : absolute(gateTrainingData(e, workspace ? &*workspace : nullptr).string());
-        const fs::path staging = run_dir / "tasks" / std::to_string(tasks.size()) / "out" / e.name;
-        ClusterTask t{
-            e.name,
-            {"train-gate", "--model", model, "--expert", staging.string(), "--data", data, "--overwrite"}};
-        for (const char* option : kGateOptions)
-            if (ctx.parser.isSet(option))
-                t.args.insert(t.args.end(), {std::string("--") + option, ctx.value(option)});
-        tasks.push_back(std::move(t));
-    }
-    for (const char* option : kGateOptions)
-        if (ctx.parser.isSet(option)) settings[option] = ctx.value(option);
-    return tasks;
+std::vector<std::string> strings(const QStringList& list) {
+    std::vector<std::string> out;
+    for (const QString& s : list)
+        if (!s.trimmed().isEmpty()) out.push_back(s.trimmed().toStdString());
+    return out;
 }
 
-std::vector<ClusterTask> evalTasks(const CommandContext& ctx, const fs::path& run_dir, json& settings) {
-    const std::string model = absolute(ctx.required("model", "DIR"));
-    const std::string experts_dir = absolute(ctx.required("experts", "LIBRARY"));
-    const std::string top_k = ctx.value("top-k");
-    ctx.integer("top-k", 1);
-    QStringList data = ctx.parser.values("data");
-    if (data.isEmpty()) throw UsageError("--data FILE is required (repeat it for several datasets)");
-    const QStringList methods = ctx.parser.value("methods").split(',', Qt::SkipEmptyParts);
-    if (methods.isEmpty()) throw UsageError("--methods LIST is required");
-    std::vector<std::string> files;
-    for (const QString& f : data) {
-        if (!fs::is_regular_file(f.toStdString())) throw Error(f.toStdString() + ": no such dataset file");
-        files.push_back(absolute(f.toStdString()));
+ClusterManifest manifest(const CommandContext& ctx, const std::string& kind, const fs::path& run_dir) {
+    const std::string model = ctx.required("model", "DIR"), experts = ctx.required("experts", "LIBRARY");
+    if (kind == "eval") {
+        if (!ctx.parser.isSet("data"))
+            throw UsageError("--data FILE is required (repeat it for several datasets)");
+        if (!ctx.parser.isSet("methods")) throw UsageError("--methods LIST is required");
+        const EvalGridPlan plan{model, experts, strings(ctx.parser.values("data")),
+                                strings(ctx.parser.value("methods").split(',')), ctx.integer("top-k", 1)};
+        return evalGridManifest(plan, run_dir, phatgooseProgram(ctx), slurmOptions(ctx));
     }
-    settings = {{"model", model}, {"experts", experts_dir}, {"top_k", std::stoll(top_k)}, {"data", files}};
-    std::vector<ClusterTask> tasks;
-    for (const QString& method : methods)
-        for (const std::string& file : files) {
-            const fs::path db = run_dir / "tasks" / std::to_string(tasks.size()) / "out" / "cell.sqlite";
-            tasks.push_back({method.trimmed().toStdString() + " on " + fs::path(file).stem().string(),
-                             {"eval", "--model", model, "--experts", experts_dir, "--data", file, "--methods",
-                              method.trimmed().toStdString(), "--top-k", top_k, "--db", db.string()}});
-            settings["methods"].push_back(method.trimmed().toStdString());
-        }
-    return tasks;
+    GateArrayPlan plan{
+        model, experts, strings(ctx.parser.values("only").join(',').split(',')), ctx.value("data"), {}};
+    for (const char* option : kGateOptions)
+        if (ctx.parser.isSet(option)) plan.options.emplace_back(option, ctx.value(option));
+    return gateArrayManifest(plan, run_dir, phatgooseProgram(ctx), slurmOptions(ctx));
 }
 
 void submit(CommandContext& ctx, const std::string& kind) {
     const fs::path run_dir = fs::absolute(ctx.required("run-dir", "DIR")).lexically_normal();
-    ClusterManifest m{.kind = kind,
-                      .phatgoose = phatgooseProgram(ctx),
-                      .settings = {},
-                      .slurm = slurmOptions(ctx),
-                      .tasks = {},
-                      .job_id = {}};
-    m.tasks = kind == "eval" ? evalTasks(ctx, run_dir, m.settings) : gateTasks(ctx, run_dir, m.settings);
-    if (m.tasks.empty()) throw Error("nothing to run: no expert matches --only");
+    const ClusterManifest m = manifest(ctx, kind, run_dir);
     if (ctx.parser.isSet("dry-run")) {
         ctx.out << ClusterRun::preview(run_dir, m).script();
         return;

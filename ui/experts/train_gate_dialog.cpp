@@ -1,21 +1,23 @@
 #include "ui/experts/train_gate_dialog.h"
 
+#include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFormLayout>
+#include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPushButton>
 #include <QRadioButton>
+#include <QSettings>
 #include <QSpinBox>
 #include <QVBoxLayout>
 #include <algorithm>
 
 namespace phatgoose::ui {
 
-TrainGateDialog::TrainGateDialog(QWidget* parent)
-    : TrainingDialog(kTrainGateKind, parent) {
+TrainGateDialog::TrainGateDialog(QWidget* parent) : TrainingDialog(kTrainGateKind, parent) {
     setWindowTitle(tr("Train gates"));
     experts_ = new QListWidget(this);
     own_data_ = new QRadioButton(tr("Each expert's own training data"), this);
@@ -37,6 +39,42 @@ TrainGateDialog::TrainGateDialog(QWidget* parent)
     data->addLayout(file_row);
     form()->insertRow(0, tr("Experts"), experts_);
     form()->insertRow(1, tr("Dataset"), data);
+    run_on_ = new QComboBox(this);
+    run_on_->addItems({tr("this machine"), tr("Slurm (a job array, one task per gate)")});
+    run_on_->setToolTip(
+        tr("Slurm: the gates train as array tasks; the Jobs tab follows them and brings the "
+           "gates home"));
+    slurm_box_ = new QGroupBox(tr("Slurm"), this);
+    auto* slurm_form = new QFormLayout(slurm_box_);
+    partition_ = new QLineEdit(slurm_box_);
+    time_ = new QLineEdit(slurm_box_);
+    time_->setPlaceholderText(tr("e.g. 02:00:00"));
+    cpus_ = new QSpinBox(slurm_box_);
+    cpus_->setRange(0, 1024);
+    cpus_->setSpecialValueText(tr("default"));
+    mem_ = new QLineEdit(slurm_box_);
+    mem_->setPlaceholderText(tr("e.g. 16G"));
+    account_ = new QLineEdit(slurm_box_);
+    extra_ = new QLineEdit(slurm_box_);
+    extra_->setPlaceholderText(tr("more sbatch options, e.g. --qos=short"));
+    slurm_form->addRow(tr("Partition"), partition_);
+    slurm_form->addRow(tr("Time limit"), time_);
+    slurm_form->addRow(tr("CPUs per task"), cpus_);
+    slurm_form->addRow(tr("Memory"), mem_);
+    slurm_form->addRow(tr("Account"), account_);
+    slurm_form->addRow(tr("Extra"), extra_);
+    form()->insertRow(2, tr("Run on"), run_on_);
+    form()->insertRow(3, slurm_box_);
+    QSettings settings;
+    setSlurm({settings.value("slurm/partition").toString(), settings.value("slurm/time").toString(),
+              settings.value("slurm/mem").toString(), settings.value("slurm/account").toString(),
+              settings.value("slurm/extra").toString(), settings.value("slurm/cpus", 0).toInt()});
+    run_on_->setCurrentIndex(settings.value("slurm/run_on", 0).toInt() == 1 ? 1 : 0);
+    slurm_box_->setVisible(run_on_->currentIndex() == 1);
+    connect(run_on_, &QComboBox::currentIndexChanged, this, [this](int index) {
+        slurm_box_->setVisible(index == 1);
+        QSettings().setValue("slurm/run_on", index);
+    });
 
     connect(browse, &QPushButton::clicked, this, &TrainGateDialog::browse);
     connect(file_, &QLineEdit::textEdited, this, [this] { chosen_file_->setChecked(true); });
@@ -110,6 +148,44 @@ QStringList TrainGateDialog::sendRequest(QString* problem) {
     return r.experts;
 }
 
+void TrainGateDialog::setSlurm(const SlurmSettings& s) {
+    partition_->setText(s.partition);
+    time_->setText(s.time);
+    mem_->setText(s.mem);
+    account_->setText(s.account);
+    extra_->setText(s.extra);
+    cpus_->setValue(s.cpus);
+}
+
+SlurmSettings TrainGateDialog::slurm() const {
+    return {partition_->text().trimmed(), time_->text().trimmed(),  mem_->text().trimmed(),
+            account_->text().trimmed(),   extra_->text().trimmed(), cpus_->value()};
+}
+
+bool TrainGateDialog::sendElsewhere(QString* message) {
+    // Without experts or a file the ordinary path says what is missing.
+    if (run_on_->currentIndex() != 1 || checkedExperts().isEmpty() ||
+        (chosen_file_->isChecked() && file_->text().trimmed().isEmpty()))
+        return false;
+    const SlurmSettings s = slurm();
+    QSettings settings;  // remembered for the next run
+    settings.setValue("slurm/partition", s.partition);
+    settings.setValue("slurm/time", s.time);
+    settings.setValue("slurm/mem", s.mem);
+    settings.setValue("slurm/account", s.account);
+    settings.setValue("slurm/extra", s.extra);
+    settings.setValue("slurm/cpus", s.cpus);
+    ClusterGatesRequest r;
+    r.experts = checkedExperts();
+    if (chosen_file_->isChecked()) r.dataset = file_->text().trimmed();
+    r.options = options();
+    r.slurm = s;
+    Q_EMIT clusterRequested(r);
+    *message = tr("Sent %n gate(s) to Slurm: the Jobs tab follows them and brings them home.", nullptr,
+                  int(r.experts.size()));
+    return true;
+}
+
 QString TrainGateDialog::finishedText(const TrainingOutcomeView& outcome) const {
     if (!save_) return tr("Finished (final loss %1); nothing was saved.").arg(outcome.final_loss, 0, 'f', 4);
     return tr("Trained and saved the gates of %1 (last final loss %2).")
@@ -118,7 +194,8 @@ QString TrainGateDialog::finishedText(const TrainingOutcomeView& outcome) const 
 }
 
 void TrainGateDialog::setInputsEnabled(bool enabled) {
-    for (QWidget* w : std::initializer_list<QWidget*>{experts_, own_data_, chosen_file_, file_, browse_})
+    for (QWidget* w : std::initializer_list<QWidget*>{experts_, own_data_, chosen_file_, file_, browse_,
+                                                      run_on_, slurm_box_})
         w->setEnabled(enabled);
 }
 

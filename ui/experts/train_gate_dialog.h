@@ -7,7 +7,10 @@
 
 #include "ui/experts/training_dialog.h"
 
+class QComboBox;
+class QGroupBox;
 class QLineEdit;
+class QSpinBox;
 class QListWidget;
 class QRadioButton;
 
@@ -27,14 +30,21 @@ public:
     // false: train and show, but save nothing (for measurements).
     void setSaving(bool save) { save_ = save; }
     QListWidget* expertList() const { return experts_; }
+    // "Run on": this machine (index 0) or Slurm (1), with the Slurm fields remembered in the settings.
+    QComboBox* runOnBox() const { return run_on_; }
+    void setSlurm(const SlurmSettings& slurm);
+    SlurmSettings slurm() const;
 
 Q_SIGNALS:
     void trainingRequested(const phatgoose::ui::GateTrainingRequest& request);
+    // Slurm was chosen: the experts and settings of a gate array (the shell adds the workspace's folders).
+    void clusterRequested(const phatgoose::ui::ClusterGatesRequest& request);
 
 protected:
     QStringList sendRequest(QString* problem) override;
     QString finishedText(const TrainingOutcomeView& outcome) const override;
     void setInputsEnabled(bool enabled) override;
+    bool sendElsewhere(QString* message) override;
 
 private:
     void browse();
@@ -43,6 +53,10 @@ private:
     QRadioButton* chosen_file_;
     QLineEdit* file_;
     QWidget* browse_;
+    QComboBox* run_on_;
+    QGroupBox* slurm_box_;
+    QLineEdit *partition_, *time_, *mem_, *account_, *extra_;
+    QSpinBox* cpus_;
     bool save_ = true;
 };
 

@@ -112,8 +112,9 @@ void TrainingDialog::showOptions(const TrainingOptions& o) {
 void TrainingDialog::markCustomIfEdited() {
     const TrainingOptions o = options();
     const TrainingOptions& p = preset_options_;
-    const bool same = o.steps == p.steps && o.learning_rate == p.learning_rate && o.batch_size == p.batch_size &&
-                      o.accumulation_steps == p.accumulation_steps && o.dropout == p.dropout && o.seed == p.seed;
+    const bool same = o.steps == p.steps && o.learning_rate == p.learning_rate &&
+                      o.batch_size == p.batch_size && o.accumulation_steps == p.accumulation_steps &&
+                      o.dropout == p.dropout && o.seed == p.seed;
     if (same || preset_->currentText() == kCustom) return;
     const QSignalBlocker quiet(preset_);
     preset_->addItem(kCustom);
@@ -135,8 +136,8 @@ void TrainingDialog::setTraining(bool training) {
     training_ = training;
     start_->setEnabled(!training);
     cancel_->setEnabled(training);
-    for (QWidget* w :
-         std::initializer_list<QWidget*>{preset_, steps_, learning_rate_, batch_, accumulation_, dropout_, seed_})
+    for (QWidget* w : std::initializer_list<QWidget*>{preset_, steps_, learning_rate_, batch_, accumulation_,
+                                                      dropout_, seed_})
         w->setEnabled(!training);
     setInputsEnabled(!training);
 }
@@ -144,6 +145,10 @@ void TrainingDialog::setTraining(bool training) {
 void TrainingDialog::start() {
     if (training_) return;
     QString problem;
+    if (QString message; sendElsewhere(&message)) {
+        panel_->showMessage(message);
+        return;
+    }
     // Frozen before the request leaves, so the settings shown are the ones it carries.
     setTraining(true);
     const QStringList experts = sendRequest(&problem);

@@ -62,6 +62,9 @@ protected:
     virtual QString finishedText(const TrainingOutcomeView& outcome) const = 0;
     // Enables the subclass's own inputs (they are frozen while training).
     virtual void setInputsEnabled(bool enabled) = 0;
+    // A run handed to someone else (Slurm) instead of trained here: true, with what to tell the user, when
+    // the subclass sent it.
+    virtual bool sendElsewhere(QString* /*message*/) { return false; }
 
 private:
     void setTraining(bool training);
