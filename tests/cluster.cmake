@@ -10,3 +10,8 @@ if(PHATGOOSE_BUILD_GUI)
     target_compile_definitions(test_gui_jobs
                                PRIVATE PHATGOOSE_SLURM_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/slurm_cluster.sh")
 endif()
+# Each suite starts its own cluster on the same ports: never two at once under `ctest -j`.
+set_tests_properties(test_cluster PROPERTIES RESOURCE_LOCK slurm)
+if(PHATGOOSE_BUILD_GUI)
+    set_tests_properties(test_gui_jobs PROPERTIES RESOURCE_LOCK slurm)
+endif()
