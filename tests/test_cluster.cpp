@@ -211,6 +211,13 @@ private Q_SLOTS:
         const auto missing = runPhatgoose({"cluster", "status", "--run-dir", (root() / "nothing").string()});
         QCOMPARE(missing.code, 1);
         QVERIFY(missing.err.find("not a cluster run folder") != std::string::npos);
+        // A submission Slurm refuses (no such partition) leaves no run folder.
+        std::vector<std::string> refused = submitArgs("train-gates", root() / "refused");
+        refused.insert(refused.end(), {"--partition", "nowhere"});
+        const auto r = runPhatgoose(refused);
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.find("sbatch failed") != std::string::npos, r.err.c_str());
+        QVERIFY(!fs::exists(root() / "refused"));
         std::vector<std::string> args = submitArgs("train-gates", root() / "unknown");
         args.insert(args.end(), {"--only", "nobody"});
         const auto unknown = runPhatgoose(args);

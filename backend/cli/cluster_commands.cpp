@@ -69,8 +69,8 @@ void submit(CommandContext& ctx, const std::string& kind) {
         ctx.out << ClusterRun::preview(run_dir, m).script();
         return;
     }
-    ClusterRun run = ClusterRun::create(run_dir, m);
-    const std::string job = run.submit();
+    const ClusterRun run = ClusterRun::createAndSubmit(run_dir, m);
+    const std::string& job = run.manifest().job_id;
     ctx.out << "Submitted job " << job << ": " << m.tasks.size() << " array task(s), run folder "
             << run_dir.string() << "\n";
 }

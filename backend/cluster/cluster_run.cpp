@@ -134,6 +134,18 @@ ClusterRun ClusterRun::create(const fs::path& dir, const ClusterManifest& manife
     return run;
 }
 
+ClusterRun ClusterRun::createAndSubmit(const fs::path& dir, const ClusterManifest& manifest) {
+    ClusterRun run = create(dir, manifest);
+    try {
+        run.submit();
+    } catch (...) {
+        std::error_code ignored;
+        fs::remove_all(run.dir(), ignored);
+        throw;
+    }
+    return run;
+}
+
 ClusterRun ClusterRun::preview(const fs::path& dir, const ClusterManifest& manifest) {
     return ClusterRun(fs::absolute(dir).lexically_normal(), manifest);
 }

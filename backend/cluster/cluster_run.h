@@ -46,6 +46,8 @@ class ClusterRun {
 public:
     // A new run folder (refused when it exists and is not empty) with the manifest and the script.
     static ClusterRun create(const std::filesystem::path& dir, const ClusterManifest& manifest);
+    // create() then submit(); a submission Slurm refuses leaves no run folder behind.
+    static ClusterRun createAndSubmit(const std::filesystem::path& dir, const ClusterManifest& manifest);
     // The run as create() would write it, written nowhere (for --dry-run).
     static ClusterRun preview(const std::filesystem::path& dir, const ClusterManifest& manifest);
     // Throws phatgoose::Error naming the folder when it holds no valid manifest.

@@ -62,9 +62,8 @@ void ClusterJobs::submitGates(const ClusterGatesRequest& r) {
         const SlurmOptions slurm{r.slurm.partition.toStdString(), r.slurm.time.toStdString(),
                                  r.slurm.mem.toStdString(),       r.slurm.account.toStdString(),
                                  r.slurm.extra.toStdString(),     r.slurm.cpus};
-        ClusterRun run = ClusterRun::create(dir, gateArrayManifest(plan, dir, program, slurm));
-        const std::string job = run.submit();
-        Q_EMIT submitted(QString::fromStdString(dir.string()), QString::fromStdString(job));
+        const ClusterRun run = ClusterRun::createAndSubmit(dir, gateArrayManifest(plan, dir, program, slurm));
+        Q_EMIT submitted(QString::fromStdString(dir.string()), QString::fromStdString(run.manifest().job_id));
     } catch (const std::exception& e) {
         Q_EMIT failed(tr("Submitting to Slurm failed: %1").arg(firstLine(e)));
     }
