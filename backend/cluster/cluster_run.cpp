@@ -214,8 +214,16 @@ std::string ClusterRun::submit() {
 
 void ClusterRun::cancel() {
     if (manifest_.job_id.empty()) throw Error(dir_.string() + ": the run was never submitted");
-    slurmClient("scancel", {QString::fromStdString(manifest_.job_id)});
+    // The marker first: a task stopped by scancel finishes after it, which is how statuses() tells it from
+    // one that failed on its own before.
     writeFileAtomically(dir_ / kCancelled, isoNow() + "\n");
+    try {
+        slurmClient("scancel", {QString::fromStdString(manifest_.job_id)});
+    } catch (...) {
+        std::error_code ignored;
+        fs::remove(dir_ / kCancelled, ignored);
+        throw;
+    }
 }
 
 std::map<size_t, std::string> squeueStates(const std::string& job_id) {
@@ -239,6 +247,9 @@ std::map<size_t, std::string> squeueStates(const std::string& job_id) {
 std::vector<TaskStatus> ClusterRun::statuses() const {
     const std::map<size_t, std::string> queued = squeueStates(manifest_.job_id);
     const bool cancelled = fs::exists(dir_ / kCancelled);
+    // When the run was cancelled (ISO times compare as text).
+    std::string cancelled_at = cancelled ? readText(dir_ / kCancelled) : std::string();
+    while (!cancelled_at.empty() && cancelled_at.back() == '\n') cancelled_at.pop_back();
     std::vector<TaskStatus> out(manifest_.tasks.size());
     for (size_t i = 0; i < out.size(); ++i) {
         TaskStatus& st = out[i];
@@ -247,6 +258,10 @@ std::vector<TaskStatus> ClusterRun::statuses() const {
         if (written == "done" || written == "failed") {
             st.state = written == "done" ? TaskState::Done : TaskState::Failed;
             st.exit_code = file.value("exit_code", 0);
+            // A task scancel stopped ends "failed" by its exit status: it was cancelled.
+            if (st.state == TaskState::Failed && cancelled &&
+                file.value("finished", std::string()) >= cancelled_at)
+                st.state = TaskState::Cancelled;
             if (st.state == TaskState::Failed) st.log_tail = lastLines(readText(taskDir(i) / "log.txt"), 5);
         } else if (queued.count(i)) {
             st.state =
