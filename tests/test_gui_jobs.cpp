@@ -20,6 +20,7 @@
 #include "ui/jobs/cluster_jobs.h"
 #include "ui/jobs/jobs_view.h"
 #include "ui/main_window.h"
+#include "ui/results/results_view.h"
 
 using namespace phatgoose;
 namespace fs = std::filesystem;
@@ -108,6 +109,30 @@ private Q_SLOTS:
         int gate_runs = 0;
         for (const RunRecord& r : ResultsStore(ws.database).runs()) gate_runs += r.kind == "train-gate";
         QCOMPARE(gate_runs, 2);
+
+        // New evaluation on Slurm: one array task per cell; collected by itself into ONE run of the
+        // workspace's database, which the Results view then lists.
+        ui::EvaluationRequest evaluation;
+        evaluation.methods = {"phatgoose", "merge"};
+        evaluation.datasets = {QString::fromStdString(ws.task("reverse")->test.string()),
+                               QString::fromStdString(ws.task("opposite")->test.string())};
+        evaluation.on_slurm = true;
+        window.resultsView()->startEvaluation(evaluation);
+        QVERIFY(!window.resultsView()->evaluating());
+        QVERIFY(QTest::qWaitFor(
+            [&] {
+                jobs->refresh();
+                QTest::qWait(300);
+                return jobs->runs().size() == 2 && jobs->runs()[1].collected == 4;
+            },
+            240000));
+        QCOMPARE(jobs->runs()[1].kind, QString("eval"));
+        const ResultsStore store(ws.database);
+        const RunRecord eval_run = store.runs().back();
+        QCOMPARE(eval_run.kind, std::string("eval"));
+        QCOMPARE(eval_run.status, std::string("finished"));
+        QCOMPARE(store.metrics(eval_run.id).size(), size_t(4));
+        QVERIFY(QTest::qWaitFor([&] { return window.resultsView()->shownRun() == eval_run.id; }, 10000));
         if (const QString dir = qEnvironmentVariable("PHATGOOSE_SCREENSHOT_DIR"); !dir.isEmpty()) {
             QTest::qWait(200);
             QVERIFY(window.grab().save(dir + "/jobs.png"));

@@ -61,6 +61,12 @@ struct CompareResult {
 
 // ---- Results view: evaluations into the workspace's results database ----
 
+// A cluster run's Slurm settings (the Train gates and New evaluation dialogs' "Run on: Slurm").
+struct SlurmSettings {
+    QString partition, time, mem, account, extra;  // empty: Slurm's default
+    int cpus = 0;                                  // 0: Slurm's default
+};
+
 // The routing methods x datasets grid of `phatgoose eval`, written into the workspace's results database.
 struct EvaluationRequest {
     QString database;     // the workspace's workbench.sqlite
@@ -69,6 +75,8 @@ struct EvaluationRequest {
     QStringList datasets;  // JSON Lines files
     int batch_size = int(EvalSettings{}.batch_size);
     int max_new_tokens = int(EvalSettings{}.max_new_tokens);
+    bool on_slurm = false;  // one array task per method x dataset cell instead of here
+    SlurmSettings slurm;
 };
 
 // ---- Experts view and training dialogs ----
@@ -119,17 +127,19 @@ struct ExpertTrainingRequest {
 
 // ---- Cluster runs (Slurm): the Train gates dialog's "Run on: Slurm" and the Jobs panel ----
 
-struct SlurmSettings {
-    QString partition, time, mem, account, extra;  // empty: Slurm's default
-    int cpus = 0;                                  // 0: Slurm's default
-};
-
 struct ClusterGatesRequest {
     QString workspace_root, model_dir, experts_dir;  // the run folder goes under workspace_root/cluster
     QStringList experts;
     QString dataset;  // one file for every gate; empty: each expert's own training data
     TrainingOptions options;
     SlurmSettings slurm;
+};
+
+// New evaluation on Slurm: the grid and the workspace's folders (the run folder goes under
+// workspace_root/cluster).
+struct ClusterEvalRequest {
+    QString workspace_root, model_dir, experts_dir;
+    EvaluationRequest evaluation;
 };
 
 struct ClusterTaskView {
@@ -204,3 +214,4 @@ Q_DECLARE_METATYPE(phatgoose::ui::LibraryImportProgressView)
 Q_DECLARE_METATYPE(phatgoose::ui::LibraryImportOutcomeView)
 Q_DECLARE_METATYPE(phatgoose::ui::ClusterGatesRequest)
 Q_DECLARE_METATYPE(phatgoose::ui::ClusterRunView)
+Q_DECLARE_METATYPE(phatgoose::ui::ClusterEvalRequest)

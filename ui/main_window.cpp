@@ -270,6 +270,7 @@ void MainWindow::connectResults() {
 // ---- Jobs view: cluster runs ----
 void MainWindow::connectJobs() {
     qRegisterMetaType<ClusterGatesRequest>();
+    qRegisterMetaType<ClusterEvalRequest>();
     qRegisterMetaType<QList<ClusterRunView>>();
     cluster_jobs_ = new ClusterJobs;
     cluster_jobs_->moveToThread(&engine_thread_);
@@ -284,7 +285,15 @@ void MainWindow::connectJobs() {
         jobs_->showMessage(tr("Submitted job %1 (%2)").arg(job, dir));
         jobs_->refresh();
     });
+    connect(results_, &ResultsView::clusterEvaluationRequested, this,
+            [this](const EvaluationRequest& evaluation) {
+                const WorkspaceView& ws = jobs_->workspace();
+                const ClusterEvalRequest r{ws.root, ws.model_dir, ws.experts_dir, evaluation};
+                QMetaObject::invokeMethod(cluster_jobs_,
+                                          [jobs = cluster_jobs_, r] { jobs->submitEvaluation(r); });
+            });
     connect(cluster_jobs_, &ClusterJobs::collected, this, [this](const QString& dir, const QString& summary) {
+        results_->refresh();  // collected evaluation cells are a run of the workspace's database now
         jobs_->showMessage(tr("%1: %2").arg(QDir(dir).dirName(), summary));
         // Collected gates are in the library's folders now: open it again.
         if (!jobs_->workspace().experts_dir.isEmpty())

@@ -4,7 +4,6 @@
 #include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFormLayout>
-#include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLineEdit>
 #include <QListWidget>
@@ -14,6 +13,8 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 #include <algorithm>
+
+#include "ui/jobs/slurm_settings_box.h"
 
 namespace phatgoose::ui {
 
@@ -44,31 +45,10 @@ TrainGateDialog::TrainGateDialog(QWidget* parent) : TrainingDialog(kTrainGateKin
     run_on_->setToolTip(
         tr("Slurm: the gates train as array tasks; the Jobs tab follows them and brings the "
            "gates home"));
-    slurm_box_ = new QGroupBox(tr("Slurm"), this);
-    auto* slurm_form = new QFormLayout(slurm_box_);
-    partition_ = new QLineEdit(slurm_box_);
-    time_ = new QLineEdit(slurm_box_);
-    time_->setPlaceholderText(tr("e.g. 02:00:00"));
-    cpus_ = new QSpinBox(slurm_box_);
-    cpus_->setRange(0, 1024);
-    cpus_->setSpecialValueText(tr("default"));
-    mem_ = new QLineEdit(slurm_box_);
-    mem_->setPlaceholderText(tr("e.g. 16G"));
-    account_ = new QLineEdit(slurm_box_);
-    extra_ = new QLineEdit(slurm_box_);
-    extra_->setPlaceholderText(tr("more sbatch options, e.g. --qos=short"));
-    slurm_form->addRow(tr("Partition"), partition_);
-    slurm_form->addRow(tr("Time limit"), time_);
-    slurm_form->addRow(tr("CPUs per task"), cpus_);
-    slurm_form->addRow(tr("Memory"), mem_);
-    slurm_form->addRow(tr("Account"), account_);
-    slurm_form->addRow(tr("Extra"), extra_);
+    slurm_box_ = new SlurmSettingsBox(this);
     form()->insertRow(2, tr("Run on"), run_on_);
     form()->insertRow(3, slurm_box_);
-    QSettings settings;
-    setSlurm({settings.value("slurm/partition").toString(), settings.value("slurm/time").toString(),
-              settings.value("slurm/mem").toString(), settings.value("slurm/account").toString(),
-              settings.value("slurm/extra").toString(), settings.value("slurm/cpus", 0).toInt()});
+    const QSettings settings;
     run_on_->setCurrentIndex(settings.value("slurm/run_on", 0).toInt() == 1 ? 1 : 0);
     slurm_box_->setVisible(run_on_->currentIndex() == 1);
     connect(run_on_, &QComboBox::currentIndexChanged, this, [this](int index) {
@@ -148,18 +128,12 @@ QStringList TrainGateDialog::sendRequest(QString* problem) {
     return r.experts;
 }
 
-void TrainGateDialog::setSlurm(const SlurmSettings& s) {
-    partition_->setText(s.partition);
-    time_->setText(s.time);
-    mem_->setText(s.mem);
-    account_->setText(s.account);
-    extra_->setText(s.extra);
-    cpus_->setValue(s.cpus);
+void TrainGateDialog::setSlurm(const SlurmSettings& slurm) {
+    slurm_box_->setSettings(slurm);
 }
 
 SlurmSettings TrainGateDialog::slurm() const {
-    return {partition_->text().trimmed(), time_->text().trimmed(),  mem_->text().trimmed(),
-            account_->text().trimmed(),   extra_->text().trimmed(), cpus_->value()};
+    return slurm_box_->settings();
 }
 
 bool TrainGateDialog::sendElsewhere(QString* message) {
@@ -167,19 +141,12 @@ bool TrainGateDialog::sendElsewhere(QString* message) {
     if (run_on_->currentIndex() != 1 || checkedExperts().isEmpty() ||
         (chosen_file_->isChecked() && file_->text().trimmed().isEmpty()))
         return false;
-    const SlurmSettings s = slurm();
-    QSettings settings;  // remembered for the next run
-    settings.setValue("slurm/partition", s.partition);
-    settings.setValue("slurm/time", s.time);
-    settings.setValue("slurm/mem", s.mem);
-    settings.setValue("slurm/account", s.account);
-    settings.setValue("slurm/extra", s.extra);
-    settings.setValue("slurm/cpus", s.cpus);
+    slurm_box_->remember();
     ClusterGatesRequest r;
     r.experts = checkedExperts();
     if (chosen_file_->isChecked()) r.dataset = file_->text().trimmed();
     r.options = options();
-    r.slurm = s;
+    r.slurm = slurm();
     Q_EMIT clusterRequested(r);
     *message = tr("Sent %n gate(s) to Slurm: the Jobs tab follows them and brings them home.", nullptr,
                   int(r.experts.size()));

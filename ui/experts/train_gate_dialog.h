@@ -8,13 +8,13 @@
 #include "ui/experts/training_dialog.h"
 
 class QComboBox;
-class QGroupBox;
 class QLineEdit;
-class QSpinBox;
 class QListWidget;
 class QRadioButton;
 
 namespace phatgoose::ui {
+
+class SlurmSettingsBox;
 
 class TrainGateDialog : public TrainingDialog {
     Q_OBJECT
@@ -54,9 +54,7 @@ private:
     QLineEdit* file_;
     QWidget* browse_;
     QComboBox* run_on_;
-    QGroupBox* slurm_box_;
-    QLineEdit *partition_, *time_, *mem_, *account_, *extra_;
-    QSpinBox* cpus_;
+    SlurmSettingsBox* slurm_box_;
     bool save_ = true;
 };
 

@@ -43,6 +43,16 @@ std::set<size_t> collectedTasks(const fs::path& run_dir) {
     return tasks;
 }
 
+SlurmOptions slurmOptions(const SlurmSettings& s) {
+    return {s.partition.toStdString(), s.time.toStdString(),  s.mem.toStdString(),
+            s.account.toStdString(),   s.extra.toStdString(), s.cpus};
+}
+
+fs::path newRunFolder(const QString& workspace_root, const char* kind) {
+    return fs::path(workspace_root.toStdString()) / "cluster" /
+           (QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss-zzz").toStdString() + "-" + kind);
+}
+
 }  // namespace
 
 void ClusterJobs::submitGates(const ClusterGatesRequest& r) {
@@ -56,13 +66,26 @@ void ClusterJobs::submitGates(const ClusterGatesRequest& r) {
                            r.dataset.toStdString(),
                            gateOptions(r.options)};
         for (const QString& e : r.experts) plan.only.push_back(e.toStdString());
-        const fs::path dir =
-            fs::path(r.workspace_root.toStdString()) / "cluster" /
-            (QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss-zzz").toStdString() + "-train-gates");
-        const SlurmOptions slurm{r.slurm.partition.toStdString(), r.slurm.time.toStdString(),
-                                 r.slurm.mem.toStdString(),       r.slurm.account.toStdString(),
-                                 r.slurm.extra.toStdString(),     r.slurm.cpus};
-        const ClusterRun run = ClusterRun::createAndSubmit(dir, gateArrayManifest(plan, dir, program, slurm));
+        const fs::path dir = newRunFolder(r.workspace_root, "train-gates");
+        const ClusterRun run =
+            ClusterRun::createAndSubmit(dir, gateArrayManifest(plan, dir, program, slurmOptions(r.slurm)));
+        Q_EMIT submitted(QString::fromStdString(dir.string()), QString::fromStdString(run.manifest().job_id));
+    } catch (const std::exception& e) {
+        Q_EMIT failed(tr("Submitting to Slurm failed: %1").arg(firstLine(e)));
+    }
+}
+
+void ClusterJobs::submitEvaluation(const ClusterEvalRequest& r) {
+    try {
+        const std::string program =
+            program_.isEmpty() ? phatgooseBesideThisProgram() : program_.toStdString();
+        if (program.empty()) throw Error("the phatgoose program is not beside the workbench");
+        EvalGridPlan plan{r.model_dir.toStdString(), r.experts_dir.toStdString(), {}, {}, r.evaluation.top_k};
+        for (const QString& d : r.evaluation.datasets) plan.data.push_back(d.toStdString());
+        for (const QString& m : r.evaluation.methods) plan.methods.push_back(m.toStdString());
+        const fs::path dir = newRunFolder(r.workspace_root, "eval");
+        const ClusterRun run = ClusterRun::createAndSubmit(
+            dir, evalGridManifest(plan, dir, program, slurmOptions(r.evaluation.slurm)));
         Q_EMIT submitted(QString::fromStdString(dir.string()), QString::fromStdString(run.manifest().job_id));
     } catch (const std::exception& e) {
         Q_EMIT failed(tr("Submitting to Slurm failed: %1").arg(firstLine(e)));

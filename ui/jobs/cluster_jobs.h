@@ -18,6 +18,7 @@ public:
 
 public Q_SLOTS:
     void submitGates(const phatgoose::ui::ClusterGatesRequest& request);
+    void submitEvaluation(const phatgoose::ui::ClusterEvalRequest& request);
     // Lists every run under `workspace_root`/cluster with its tasks' states; collects finished runs into
     // `database` (and the library their manifest names) when nothing of them is still to come.
     void poll(const QString& workspace_root, const QString& database);

@@ -11,10 +11,12 @@
 #include <QListWidget>
 #include <QPushButton>
 #include <QSet>
+#include <QSettings>
 #include <QSpinBox>
 #include <QVBoxLayout>
 
 #include "routing/routing_methods.h"  // the dialog offers exactly the engine's table of methods
+#include "ui/jobs/slurm_settings_box.h"
 
 namespace phatgoose::ui {
 
@@ -111,11 +113,22 @@ QWidget* NewEvaluationDialog::buildSettings(int expert_count) {
     max_new_tokens_->setRange(1, 512);
     max_new_tokens_->setValue(32);
     max_new_tokens_->setToolTip(tr("Generation length limit for exact-match examples"));
+    run_on_ = new QComboBox(box);
+    run_on_->addItems({tr("this machine"), tr("Slurm (a job array, one task per method and dataset)")});
+    slurm_box_ = new SlurmSettingsBox(box);
     auto* layout = new QFormLayout(box);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addRow(tr("Top-k"), top_k_);
     layout->addRow(tr("Batch size"), batch_);
     layout->addRow(tr("Max new tokens"), max_new_tokens_);
+    layout->addRow(tr("Run on"), run_on_);
+    layout->addRow(slurm_box_);
+    run_on_->setCurrentIndex(QSettings().value("slurm/evaluate_on", 0).toInt() == 1 ? 1 : 0);
+    slurm_box_->setVisible(run_on_->currentIndex() == 1);
+    connect(run_on_, &QComboBox::currentIndexChanged, this, [this](int index) {
+        slurm_box_->setVisible(index == 1);
+        QSettings().setValue("slurm/evaluate_on", index);
+    });
     return box;
 }
 
@@ -174,6 +187,11 @@ EvaluationRequest NewEvaluationDialog::request() const {
     r.top_k = top_k_->value();
     r.batch_size = batch_->value();
     r.max_new_tokens = max_new_tokens_->value();
+    r.on_slurm = run_on_->currentIndex() == 1;
+    if (r.on_slurm) {
+        r.slurm = slurm_box_->settings();
+        slurm_box_->remember();
+    }
     return r;
 }
 

@@ -7,6 +7,7 @@
 #include "ui/engine_messages.h"
 
 class QComboBox;
+class QGroupBox;
 class QLabel;
 class QListWidget;
 class QListWidgetItem;
@@ -14,6 +15,8 @@ class QPushButton;
 class QSpinBox;
 
 namespace phatgoose::ui {
+
+class SlurmSettingsBox;
 
 class NewEvaluationDialog : public QDialog {
     Q_OBJECT
@@ -34,6 +37,7 @@ public:
     QSpinBox* topK() const { return top_k_; }
     QSpinBox* batchSize() const { return batch_; }
     QSpinBox* maxNewTokens() const { return max_new_tokens_; }
+    QComboBox* runOnBox() const { return run_on_; }  // 0: this machine, 1: Slurm
     QPushButton* okButton() const { return ok_; }
     QString problem() const;  // why OK is disabled; empty when the request can run
 
@@ -52,6 +56,8 @@ private:
     QSpinBox* top_k_ = nullptr;
     QSpinBox* batch_ = nullptr;
     QSpinBox* max_new_tokens_ = nullptr;
+    QComboBox* run_on_ = nullptr;
+    SlurmSettingsBox* slurm_box_ = nullptr;
     QLabel* problem_ = nullptr;
     QPushButton* ok_ = nullptr;
 };

@@ -518,6 +518,13 @@ void ResultsView::startEvaluation(const EvaluationRequest& request) {
     if (evaluating_) return;
     EvaluationRequest r = request;
     if (r.database.isEmpty()) r.database = workspace_.database;
+    if (r.on_slurm) {  // the Jobs tab follows it; its cells arrive as one run once collected
+        setStatus(
+            tr("Sent %n cell(s) to Slurm: the Jobs tab follows them; the run appears here once collected.",
+               nullptr, int(r.methods.size() * r.datasets.size())));
+        Q_EMIT clusterEvaluationRequested(r);
+        return;
+    }
     evaluating_ = true;
     new_evaluation_->setEnabled(false);
     progress_->setRange(0, 0);  // busy until the first report gives the total

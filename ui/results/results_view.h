@@ -89,6 +89,8 @@ public Q_SLOTS:
 
 Q_SIGNALS:
     void evaluationRequested(const phatgoose::ui::EvaluationRequest& request);
+    // "Run on: Slurm" was chosen: the grid as a cluster run (the shell adds the workspace's folders).
+    void clusterEvaluationRequested(const phatgoose::ui::EvaluationRequest& request);
     void cancelRequested();  // connect directly (not queued) to EngineWorker::requestCancel
     void resultsShown();     // after each (re)load of the table and the chart
     void predictionsShown();
