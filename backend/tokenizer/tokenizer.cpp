@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "atomic_file.h"
 #include "error.h"
 #include "tokenizer/spm_shim.h"
 
@@ -431,10 +432,14 @@ std::string rewriteFields(const std::string& b, const std::function<bool(uint64_
             out += value;
             continue;
         }
-        if (wire == 0) readVarint(b, pos);
-        else if (wire == 1) pos += 8;
-        else if (wire == 5) pos += 4;
-        else throw Error("a sentencepiece model with an unknown field type");
+        if (wire == 0)
+            readVarint(b, pos);
+        else if (wire == 1)
+            pos += 8;
+        else if (wire == 5)
+            pos += 4;
+        else
+            throw Error("a sentencepiece model with an unknown field type");
         if (pos > b.size()) throw Error("a sentencepiece model with a truncated field");
         out += b.substr(start, pos - start);
     }
@@ -455,9 +460,7 @@ void dropRecordedFolders(const std::filesystem::path& model) {
         });
         return true;
     });
-    std::ofstream out(model, std::ios::binary | std::ios::trunc);
-    out << rewritten;
-    if (!out) throw Error(model.string() + ": cannot rewrite the trained model");
+    writeFileAtomically(model, rewritten);
 }
 
 }  // namespace
