@@ -81,6 +81,10 @@ void collectCell(const ClusterRun& run, size_t task, ResultsStore& store, int64_
 
 }  // namespace
 
+std::set<size_t> collectedTasks(const ClusterRun& run) {
+    return Ledger(run.dir()).tasks;
+}
+
 CollectReport collectRun(const ClusterRun& run, const std::string& database, const std::string& version) {
     const ClusterManifest& m = run.manifest();
     const std::vector<TaskStatus> statuses = run.statuses();

@@ -3,6 +3,7 @@
 // training runs, or the finished eval cells into ONE eval run of the workspace's database, the same rows a
 // local `eval` writes. Idempotent: what was collected is recorded in the run folder (collected.json) and
 // never collected twice; a run collected while tasks are still pending is collected as far as it goes.
+#include <set>
 #include <string>
 
 #include "cluster/cluster_run.h"
@@ -19,5 +20,8 @@ struct CollectReport {
 };
 
 CollectReport collectRun(const ClusterRun& run, const std::string& database, const std::string& version);
+
+// The task indices earlier collectRun() calls brought home (the run folder's collected.json).
+std::set<size_t> collectedTasks(const ClusterRun& run);
 
 }  // namespace phatgoose

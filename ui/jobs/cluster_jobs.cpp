@@ -4,8 +4,6 @@
 #include <QDir>
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <set>
 
 #include "cluster/cluster_collect.h"
 #include "cluster/cluster_plans.h"
@@ -32,15 +30,6 @@ std::vector<std::pair<std::string, std::string>> gateOptions(const TrainingOptio
         {"seed", std::to_string(o.seed)}};
     if (o.dropout >= 0) out.emplace_back("dropout", QString::number(o.dropout, 'g', 17).toStdString());
     return out;
-}
-
-std::set<size_t> collectedTasks(const fs::path& run_dir) {
-    std::set<size_t> tasks;
-    std::ifstream in(run_dir / "collected.json");
-    const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_object())
-        for (const auto& t : j.value("tasks", nlohmann::json::array())) tasks.insert(t.get<size_t>());
-    return tasks;
 }
 
 SlurmOptions slurmOptions(const SlurmSettings& s) {
@@ -111,7 +100,7 @@ void ClusterJobs::poll(const QString& workspace_root, const QString& database) {
                 ended = ended && statuses[i].state != TaskState::Pending &&
                         statuses[i].state != TaskState::Running;
             }
-            size_t home = collectedTasks(run.dir()).size();
+            size_t home = collectedTasks(run).size();
             const size_t done =
                 size_t(std::count_if(statuses.begin(), statuses.end(),
                                      [](const TaskStatus& s) { return s.state == TaskState::Done; }));
