@@ -12,8 +12,10 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "error.h"
+#include "experts/checked_weights.h"
 #include "experts/expert_library.h"
 #include "experts/lora_expert.h"
 #include "fixtures/files.h"
@@ -300,7 +302,11 @@ class ExpertsTest : public QObject {
     }
 
 private Q_SLOTS:
-    void initTestCase() { QVERIFY(tmp_.isValid()); }
+    void initTestCase() {
+        QVERIFY(tmp_.isValid());
+        // This suite's own ledger of checked weight files (read by CheckedWeights::forUser on first use).
+        qputenv("PHATGOOSE_CACHE_DIR", QByteArray::fromStdString(fresh("cache").string()));
+    }
 
     // ---- the reference PEFT adapters (peft 0.12) ----
 
@@ -606,6 +612,95 @@ private Q_SLOTS:
     }
 
     // ---- gates and the crash-safety of saving ----
+
+    // ---- values checked once (experts/checked_weights.h) ----
+
+    void checkedWeightsAreReadOnlyUntilRecorded() {
+        const T5Config base = tinyConfig({});
+        CheckedWeights& ledger = CheckedWeights::forUser();
+        QVERIFY(ledger.ledgerFile() &&
+                ledger.ledgerFile()->parent_path().string().find(tmp_.path().toStdString()) == 0);
+        const fs::path dir = fresh("checked");
+        saveLoraExpert(trainedExpert("checked", qvSettings(), base, 11, false), dir);
+        QVERIFY2(ledger.vouchesFor(dir / "adapter_model.safetensors"), "saving checked every value");
+
+        // A copy is another file: not vouched for until an open has read it whole.
+        const fs::path copy = fresh("copy");
+        fs::copy(dir, copy);
+        const fs::path weights = copy / "adapter_model.safetensors";
+        QVERIFY(!ledger.vouchesFor(weights));
+        loadLoraExpert(copy, base);
+        QVERIFY(ledger.vouchesFor(weights));
+
+        // Rewritten with a NaN: a new file, read, refused, and never recorded.
+        const std::string key = peftKey("encoder.block.0.layer.0.SelfAttention.q", 'A');
+        editTensors(weights, [&](TensorMap& t) { t[key][1][2] = std::nanf(""); });
+        QVERIFY(!ledger.vouchesFor(weights));
+        expectError([&] { loadLoraExpert(copy, base); }, {"adapter_model.safetensors", "contains NaN"});
+        QVERIFY(!ledger.vouchesFor(weights));
+
+        // What a record buys: a vouched-for file's values are not read at all (here, wrongly vouched for,
+        // its NaN loads as stored).
+        ledger.record(weights);
+        const LoraExpert unread = loadLoraExpert(copy, base);
+        QVERIFY(
+            std::isnan(unread.modules.at("encoder.block.0.layer.0.SelfAttention.q").A[1][2].item<float>()));
+
+        // Any write in place, even of the same bytes, ends the record.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the file system's clock tick
+        {
+            std::fstream f(weights, std::ios::in | std::ios::out | std::ios::binary);
+            char first = 0;
+            f.read(&first, 1);
+            f.seekp(0);
+            f.write(&first, 1);
+        }
+        QVERIFY(!ledger.vouchesFor(weights));
+        expectError([&] { loadLoraExpert(copy, base); }, {"contains NaN"});
+    }
+
+    void aDamagedLedgerIsEmptyAndRewritten() {
+        const fs::path file = fresh("ledger") / "checked-weights.json";
+        fs::create_directories(file.parent_path());
+        const fs::path dir = fresh("vouched");
+        saveLoraExpert(trainedExpert("vouched", qvSettings(), tinyConfig({}), 12, false), dir);
+        const fs::path weights = dir / "adapter_model.safetensors";
+        {
+            CheckedWeights ledger(file);
+            ledger.record(weights);
+            QVERIFY(CheckedWeights(file).vouchesFor(weights));  // read back by another instance
+        }
+        for (const std::string& damage :
+             {std::string("{\"format\": \"phatgoose-checked-weights\", \"files\": {\""),
+              std::string("not json"),
+              json{{"format", "phatgoose-checked-weights"},
+                   {"files", {{weights.string(), {{"size", "big"}}}}}}
+                  .dump()}) {
+            phatgoose::testing::writeFileBytes(file, damage);
+            CheckedWeights damaged(file);
+            QVERIFY2(!damaged.vouchesFor(weights), damage.c_str());
+            damaged.record(weights);
+            QVERIFY(CheckedWeights(file).vouchesFor(weights));
+            QCOMPARE(readJson(file).at("format").get<std::string>(),
+                     std::string("phatgoose-checked-weights"));
+        }
+        // No ledger location: nothing is vouched for, nothing written.
+        CheckedWeights none(std::nullopt);
+        none.record(weights);
+        QVERIFY(!none.vouchesFor(weights));
+    }
+
+    void savingAsF16RefusesValuesBeyondItsRange() {
+        const T5Config base = tinyConfig({});
+        LoraExpert e = trainedExpert("wide", qvSettings(), base, 13, false);
+        e.modules.begin()->second.B[0][0] = 1e6f;  // finite in float32, Inf in F16
+        const fs::path dir = fresh("f16");
+        expectError([&] { saveLoraExpert(e, dir, DType::F16); },
+                    {"beyond the range of F16", "save it as F32"});
+        QVERIFY(!fs::exists(dir));
+        saveLoraExpert(e, dir, DType::BF16);  // BF16 has float32's range
+        QVERIFY(fs::exists(dir / "adapter_model.safetensors"));
+    }
 
     void saveGateAddsAGateToASavedExpert() {
         const T5Config base = tinyConfig({});

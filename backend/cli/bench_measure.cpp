@@ -1,5 +1,8 @@
 #include "cli/bench_measure.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <numeric>
@@ -97,8 +100,10 @@ double prefillSeconds(T5ModelImpl& m, int64_t batch, int reps) {
 }
 
 nlohmann::json openInFreshProcess(const std::filesystem::path& model_dir,
-                                  const std::filesystem::path& library_dir) {
+                                  const std::filesystem::path& library_dir,
+                                  const std::filesystem::path& cache_dir) {
     std::ostringstream line;  // GCC 12 warns falsely on "literal" + std::string chains
+    if (!cache_dir.empty()) line << "PHATGOOSE_CACHE_DIR='" << cache_dir.string() << "' ";
     line << "'" << std::filesystem::read_symlink("/proc/self/exe").string() << "' bench --load-peak-rss '"
          << model_dir.string() << "'";
     if (!library_dir.empty()) line << " --library '" << library_dir.string() << "'";
@@ -110,6 +115,19 @@ nlohmann::json openInFreshProcess(const std::filesystem::path& model_dir,
     while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) text.append(buffer, n);
     if (pclose(pipe) != 0) throw Error("bench: the load measurement failed: " + text);
     return nlohmann::json::parse(text);
+}
+
+void evictFromPageCache(const std::filesystem::path& dir) {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        if (!it->is_regular_file(ec)) continue;
+        const int fd = ::open(it->path().c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ::fdatasync(fd);  // dirty pages cannot be dropped
+        ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        ::close(fd);
+    }
 }
 
 void runOpenMeasurement(CommandContext& ctx) {

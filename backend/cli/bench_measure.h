@@ -53,8 +53,13 @@ double prefillSeconds(T5ModelImpl& m, int64_t batch, int reps);
 // that does nothing else: this binary re-run with the hidden --load-peak-rss option, so that the
 // benchmark's own allocations do not count. JSON: weights_mb, model_open_s, rss_before_load_mb, peak_rss_mb,
 // and library_open_s, library_mb, library_experts with a library.
+// `cache_dir`, when given, is the child's PHATGOOSE_CACHE_DIR (its own ledger of checked weight files).
 nlohmann::json openInFreshProcess(const std::filesystem::path& model_dir,
-                                  const std::filesystem::path& library_dir = {});
+                                  const std::filesystem::path& library_dir = {},
+                                  const std::filesystem::path& cache_dir = {});
+// Drops the page-cache pages of every file under `dir` (written back first), so that the next read comes
+// from the disk: a cold open measured without root.
+void evictFromPageCache(const std::filesystem::path& dir);
 // The other side: what the re-run binary does.
 void runOpenMeasurement(CommandContext& ctx);
 

@@ -16,6 +16,7 @@
 
 #include "atomic_file.h"
 #include "error.h"
+#include "experts/checked_weights.h"
 #include "model/pytorch_checkpoint.h"
 #include "model/safetensors.h"
 #include "model/tensor_io.h"
@@ -371,16 +372,22 @@ struct StoredTensor {
 
 // The tensors of adapter_model.safetensors, or of adapter_model.bin (a torch.save state dict, read by
 // the allowlisted reader in model/pytorch_checkpoint.h: nothing in it is executed).
+// `vouched`: the file's values were checked finite on an earlier open (experts/checked_weights.h), so
+// they need not be read now; `checked` runs once they have been.
 std::vector<StoredTensor> adapterTensors(const fs::path& dir, std::shared_ptr<const void>& keep_open,
-                                         fs::path& file, std::function<void()>& checked) {
+                                         fs::path& file, bool& vouched, std::function<void()>& checked) {
     std::vector<StoredTensor> out;
     file = dir / kWeightsFile;
     if (fs::exists(file)) {
         auto weights = std::make_shared<const SafetensorsFile>(file);
         keep_open = weights;
+        vouched = CheckedWeights::forUser().vouchesFor(file);
         // Checking every value faulted in every page; hand them back, so that an opened library costs
-        // resident memory only for what routing later reads.
-        checked = [weights] { weights->releasePages(); };
+        // resident memory only for what routing later reads. Recorded, the next open reads none of them.
+        checked = [weights, file] {
+            weights->releasePages();
+            CheckedWeights::forUser().record(file);
+        };
         for (const TensorInfo& info : weights->header().tensors)
             out.push_back({info.name, [weights, &info] { return readStored(weights, info); }});
         return out;
@@ -430,7 +437,8 @@ std::map<std::string, LoraModule> readAdapterWeights(const fs::path& dir, const 
     std::shared_ptr<const void> keep_open;
     fs::path path;
     std::function<void()> checked = [] {};
-    const std::vector<StoredTensor> stored = adapterTensors(dir, keep_open, path, checked);
+    bool vouched = false;
+    const std::vector<StoredTensor> stored = adapterTensors(dir, keep_open, path, vouched, checked);
     const std::string file = path.string();
     std::map<std::string, const LinearSite*> by_path;
     for (const LinearSite& site : sites) by_path[site.path] = &site;
@@ -448,7 +456,7 @@ std::map<std::string, LoraModule> readAdapterWeights(const fs::path& dir, const 
             refuse(file, "'" + tensor.name + "' is stored twice (with and without the adapter name)");
         slot = tensor.read();
         checkModuleShape(slot, which, *by_path[module], settings.r, file);
-        checkFinite(slot, file, tensor.name);
+        if (!vouched) checkFinite(slot, file, tensor.name);
     }
     if (!unexpected.empty())
         refuseUnexpected(file, unexpected,
@@ -458,7 +466,7 @@ std::map<std::string, LoraModule> readAdapterWeights(const fs::path& dir, const 
             if (!(which == 'A' ? modules[site.path].A : modules[site.path].B).defined())
                 refuse(file, "missing '" + peftKey(site.path, which) + "' (" + kConfigFile + " targets " +
                                  site.path + ")");
-    checked();
+    if (!vouched) checked();
     return modules;
 }
 
@@ -628,6 +636,10 @@ struct TensorsToWrite {
     std::vector<TensorToWrite> tensors;
     void add(const std::string& name, const torch::Tensor& t) {
         keep.push_back(t.detach().to(torch::kCPU, torchType(dtype, name)).contiguous());
+        // F16 ends at 65504: a finite float32 weight can become Inf, which no load would accept.
+        if (dtype != DType::F32 && !torch::isfinite(keep.back()).all().item<bool>())
+            throw Error("'" + name + "' has values beyond the range of " + std::string(dtypeName(dtype)) +
+                        "; save it as F32");
         tensors.push_back({name, dtype, keep.back().sizes().vec(), keep.back().data_ptr()});
     }
 };
@@ -769,6 +781,8 @@ void saveLoraExpert(const LoraExpert& expert, const fs::path& dir, DType dtype) 
             writeFileAtomically(staged / kTrainingFile,
                                 trainingRecordToJson(*expert.training_record).dump(2) + "\n");
     });
+    // Every value was checked finite before writing (checkSavable, and above for a narrower dtype).
+    CheckedWeights::forUser().record(dir / kWeightsFile);
 }
 
 void saveGate(const LoraExpert& expert, const fs::path& dir) {
