@@ -623,6 +623,11 @@ private Q_SLOTS:
         const fs::path dir = fresh("checked");
         saveLoraExpert(trainedExpert("checked", qvSettings(), base, 11, false), dir);
         QVERIFY2(ledger.vouchesFor(dir / "adapter_model.safetensors"), "saving checked every value");
+        // A folder moved into place (as saving and importing do with their staged folders) keeps its record.
+        const fs::path moved = fresh("moved");
+        fs::rename(dir, moved);
+        QVERIFY(ledger.vouchesFor(moved / "adapter_model.safetensors"));
+        fs::rename(moved, dir);
 
         // A copy is another file: not vouched for until an open has read it whole.
         const fs::path copy = fresh("copy");

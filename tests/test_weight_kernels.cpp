@@ -83,7 +83,7 @@ private Q_SLOTS:
                                               {256, 32}, {513, 70}, {2048, 600}};
         for (auto [dtype, name] : dtypes)
             for (auto [d_in, d_out] : shapes)
-                for (int rows : {1, 3, 8, 9, 130})
+                for (int rows : {1, 3, 8, 9, 130, 257})
                     QTest::addRow("%s %d rows, %dx%d", name, rows, d_in, d_out)
                         << int(dtype) << rows << d_in << d_out;
     }

@@ -28,10 +28,10 @@ std::optional<fs::path> userLedgerFile() {
     return std::nullopt;
 }
 
-std::string absoluteKey(const fs::path& file) {
-    std::error_code ec;
-    const fs::path p = fs::weakly_canonical(file, ec);
-    return (ec ? fs::absolute(file) : p).string();
+// Records are keyed by the file itself (device and inode), not its path: an expert folder staged and then
+// moved into place (saving, importing) keeps its record.
+std::string fileKey(uint64_t device, uint64_t inode) {
+    return std::to_string(device) + ":" + std::to_string(inode);
 }
 
 int64_t nanoseconds(const timespec& t) {
@@ -73,7 +73,7 @@ void CheckedWeights::loadOnce() {
         const json j = json::parse(in);
         if (j.value("format", "") != kFormat) return;
         std::map<std::string, Identity> records;
-        for (const auto& [path, r] : j.at("files").items()) {
+        for (const auto& [key, r] : j.at("files").items()) {
             Identity id{.device = r.at("device").get<uint64_t>(),
                         .inode = r.at("inode").get<uint64_t>(),
                         .size = r.at("size").get<uint64_t>(),
@@ -81,7 +81,8 @@ void CheckedWeights::loadOnce() {
                         .changed_ns = r.at("changed_ns").get<int64_t>(),
                         .order = r.at("order").get<uint64_t>()};
             next_order_ = std::max(next_order_, id.order + 1);
-            records.emplace(path, id);
+            if (key != fileKey(id.device, id.inode)) return;  // hand-edited
+            records.emplace(key, id);
         }
         records_ = std::move(records);
     } catch (const std::exception&) {
@@ -92,9 +93,9 @@ void CheckedWeights::loadOnce() {
 
 void CheckedWeights::save() const {
     json files = json::object();
-    for (const auto& [path, id] : records_)
-        files[path] = {{"device", id.device},           {"inode", id.inode},           {"size", id.size},
-                       {"modified_ns", id.modified_ns}, {"changed_ns", id.changed_ns}, {"order", id.order}};
+    for (const auto& [key, id] : records_)
+        files[key] = {{"device", id.device},           {"inode", id.inode},           {"size", id.size},
+                      {"modified_ns", id.modified_ns}, {"changed_ns", id.changed_ns}, {"order", id.order}};
     const json j{{"format", kFormat}, {"version", 1}, {"files", files}};
     try {
         std::error_code ec;
@@ -108,10 +109,10 @@ void CheckedWeights::save() const {
 bool CheckedWeights::vouchesFor(const fs::path& file) {
     std::lock_guard lock(mutex_);
     loadOnce();
-    const auto it = records_.find(absoluteKey(file));
-    if (it == records_.end()) return false;
     const std::optional<Identity> now = identityOf(file);
-    return now && *now == it->second;
+    if (!now) return false;
+    const auto it = records_.find(fileKey(now->device, now->inode));
+    return it != records_.end() && *now == it->second;
 }
 
 void CheckedWeights::record(const fs::path& file) {
@@ -123,7 +124,7 @@ void CheckedWeights::record(const fs::path& file) {
     std::optional<Identity> id = identityOf(file);
     if (!id) return;
     id->order = next_order_++;
-    records_[absoluteKey(file)] = *id;
+    records_[fileKey(id->device, id->inode)] = *id;
     while (records_.size() > kMaxRecords) {
         auto oldest = records_.begin();
         for (auto it = records_.begin(); it != records_.end(); ++it)

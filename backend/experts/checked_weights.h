@@ -4,8 +4,10 @@
 // experts, 12 GB of BF16) that is the whole of a cold open; checked once, a library opens in seconds and
 // pages come in only as routing reads them.
 //
-// A file is known by its identity on disk: device, inode, size, modification and status-change times. Any
-// write, truncation or replacement changes one of them, so a record never vouches for different bytes.
+// A file is known by its identity on disk: device, inode, size, modification and status-change times (not
+// its path, so a folder staged and moved into place keeps its records). Any write, truncation or
+// replacement changes one of them, so a record never vouches for different bytes; the one blind spot is a
+// same-size rewrite in place within one tick of the file system's clock (a few ms) of the recorded state.
 // Records are kept per user in <cache>/phatgoose/checked-weights.json, where <cache> is $PHATGOOSE_CACHE_DIR
 // (the folder itself), else $XDG_CACHE_HOME, else ~/.cache. It is a cache: an unreadable or missing ledger
 // means "nothing checked yet", and a ledger that cannot be written costs only speed.
@@ -48,7 +50,7 @@ private:
     std::optional<std::filesystem::path> ledger_file_;
     bool loaded_ = false;
     uint64_t next_order_ = 0;
-    std::map<std::string, Identity> records_;  // by absolute path
+    std::map<std::string, Identity> records_;  // by "device:inode"
 };
 
 }  // namespace phatgoose

@@ -18,9 +18,9 @@ namespace {
 #define PHATGOOSE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
 
 // Register block: 8 rows of x by 32 output columns (16 zmm accumulators); cache blocks: 256 columns of the
-// weight's rows (a packed 32-row panel is 32 KB, within L1) and 512 output columns per packed weight block
-// (512 KB, within L2).
-constexpr int64_t kMr = 8, kNr = 32, kKc = 256, kNc = 512;
+// weight's rows (a packed 32-row panel is 32 KB, within L1), 512 output columns per packed weight block
+// (512 KB) and 128 rows of x per packed input block (128 KB), both within L2.
+constexpr int64_t kMr = 8, kNr = 32, kKc = 256, kNc = 512, kMc = 128;
 
 // 64-byte aligned scratch that grows and is kept per thread.
 class AlignedScratch {
@@ -154,25 +154,29 @@ PHATGOOSE_AVX512 void microKernel(int64_t kc, const float* a, const float* b, fl
     }
 }
 
-// Output columns [n0, n1) of y.
+// Output columns [n0, n1) of y. Per 256-column block of the weight: a 512-row weight block packed once
+// (in L2), then x in blocks of 128 rows (in L2 beside it), each 32-row panel (in L1) meeting every 8-row
+// block of x.
 template <class E>
 void productColumns(const float* x, int64_t rows, const typename E::T* w, int64_t d_in, float* y,
                     int64_t d_out, int64_t n0, int64_t n1) {
     static thread_local AlignedScratch input_scratch, weight_scratch;
-    const int64_t blocks = (rows + kMr - 1) / kMr;
-    float* packed_x = input_scratch.get(blocks * kMr * kKc);
+    float* packed_x = input_scratch.get((kMc + kMr - 1) / kMr * kMr * kKc);
     float* packed_w = weight_scratch.get(kNc * kKc);
     for (int64_t k0 = 0; k0 < d_in; k0 += kKc) {
         const int64_t kc = std::min(kKc, d_in - k0);
-        packInput(x, rows, d_in, k0, kc, packed_x);
         for (int64_t j0 = n0; j0 < n1; j0 += kNc) {
             const int64_t nc = std::min(kNc, n1 - j0);
             packWeight<E>(w, d_in, j0, nc, k0, kc, packed_w);
-            for (int64_t p = 0; p * kNr < nc; ++p)
-                for (int64_t b = 0; b < blocks; ++b)
-                    microKernel(kc, packed_x + b * kc * kMr, packed_w + p * kc * kNr,
-                                y + b * kMr * d_out + j0 + p * kNr, d_out, std::min(kMr, rows - b * kMr),
-                                std::min(kNr, nc - p * kNr), k0 > 0);
+            for (int64_t i0 = 0; i0 < rows; i0 += kMc) {
+                const int64_t mc = std::min(kMc, rows - i0);
+                packInput(x + i0 * d_in, mc, d_in, k0, kc, packed_x);
+                for (int64_t p = 0; p * kNr < nc; ++p)
+                    for (int64_t b = 0; b * kMr < mc; ++b)
+                        microKernel(kc, packed_x + b * kc * kMr, packed_w + p * kc * kNr,
+                                    y + (i0 + b * kMr) * d_out + j0 + p * kNr, d_out,
+                                    std::min(kMr, mc - b * kMr), std::min(kNr, nc - p * kNr), k0 > 0);
+            }
         }
     }
 }

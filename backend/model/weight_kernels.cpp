@@ -152,6 +152,7 @@ void widen(const typename E::T* w, int64_t n, float* out, KernelIsa isa) {
 }
 
 constexpr int64_t kTileFloats = int64_t(1) << 23;
+constexpr int64_t kPackedRowsLimit = 512;
 
 bool isHalf(const torch::Tensor& weight) {
     return weight.scalar_type() == torch::kBFloat16 || weight.scalar_type() == torch::kHalf;
@@ -249,11 +250,13 @@ torch::Tensor linearProduct(const torch::Tensor& x, const torch::Tensor& weight)
     const bool half = isHalf(weight);
     if (half && (x.requires_grad() || rows == 0 || x.scalar_type() != torch::kFloat))
         return torch::linear(x, weight.to(x.scalar_type()));
-    // Many rows times a two-byte weight: the packed AVX-512 product widens the weight panel by panel on its
-    // way into the kernel (0.9-1.0 of float32 sgemm's rate at 128 rows, against 0.5 for widening whole
-    // tiles for sgemm). F32 weights stay with sgemm: measured, the packed kernel matches it there, and its
-    // helper thread then competes with OpenBLAS's spinning pool after the attention's products.
-    const bool packed = half && rows > 2 && packedGemmAvailable();
+    // A prompt's rows times a two-byte weight: the packed AVX-512 product widens the weight panel by panel
+    // on its way into the kernel, 0.85-0.95 of float32 sgemm's rate at 128 rows where widening whole tiles
+    // for sgemm reached 0.5. From some 512 rows on, sgemm's better kernel outweighs the widened tile's
+    // extra pass (at 1024 rows: tiles 0.9, packed 0.75), so batches keep the tiles. F32 weights stay with
+    // sgemm: measured, the packed kernel only matches it there, and its helper thread then competes with
+    // OpenBLAS's spinning pool after the attention's products.
+    const bool packed = half && rows > 2 && rows <= kPackedRowsLimit && packedGemmAvailable();
     if (!half && (rows == 0 || rows > 2)) return torch::linear(x, weight);
     std::vector<int64_t> out_shape = x.sizes().vec();
     out_shape.back() = weight.size(0);

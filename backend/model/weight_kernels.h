@@ -12,10 +12,10 @@ KernelIsa bestKernelIsa();  // Avx2 where the CPU has AVX2, FMA and F16C
 
 // x: [..., d_in] float32; weight: [d_out, d_in] F32, BF16 or F16, contiguous. Returns float32 [..., d_out].
 // F32 weights go to BLAS (sgemv for one or two rows, sgemm otherwise). Two-byte weights: one or two rows
-// stream the weight once and convert in registers (decoding reads half the bytes of F32); more rows go to
-// the packed AVX-512 product (model/packed_gemm.h), which widens the weight panel by panel, or without
-// AVX-512 convert the weight tile by tile into a float32 buffer and call sgemm on each tile. With autograd (x
-// needs gradients) a two-byte weight is widened for that call, so training through it works.
+// stream the weight once and convert in registers (decoding reads half the bytes of F32); up to 512 rows go
+// to the packed AVX-512 product (model/packed_gemm.h), which widens the weight panel by panel; more rows, or
+// a CPU without AVX-512, convert the weight tile by tile into a float32 buffer and call sgemm on each tile.
+// With autograd (x needs gradients) a two-byte weight is widened for that call, so training through it works.
 torch::Tensor linearProduct(const torch::Tensor& x, const torch::Tensor& weight);
 
 // The two paths for two-byte weights on their own, for tests: `x2` [rows, d_in] float32 contiguous.
