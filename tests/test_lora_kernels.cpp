@@ -60,7 +60,7 @@ private Q_SLOTS:
             int d_in, rank, d_out;
         };
         const Shape shapes[] = {{512, 16, 512}, {512, 16, 2048}, {2048, 16, 512}, {32, 3, 24},
-                                {33, 1, 7},     {40, 23, 70},    {64, 40, 17}};
+                                {33, 1, 7},     {40, 23, 70},    {64, 40, 17},    {48, 32, 70}};
         const std::pair<torch::ScalarType, const char*> dtypes[] = {
             {torch::kFloat, "F32"}, {torch::kBFloat16, "BF16"}, {torch::kHalf, "F16"}};
         for (LoraIsa isa : isas)

@@ -15,8 +15,6 @@
 namespace phatgoose {
 namespace {
 
-#define PHATGOOSE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
-
 // Register block: 8 rows of x by 32 output columns (16 zmm accumulators); cache blocks: 256 columns of the
 // weight's rows (a packed 32-row panel is 32 KB, within L1), 512 output columns per packed weight block
 // (512 KB) and 128 rows of x per packed input block (128 KB), both within L2.
@@ -42,45 +40,6 @@ private:
     std::unique_ptr<float, Free> data_;
     int64_t size_ = 0;
 };
-
-// Sixteen consecutive weights as float32 lanes.
-PHATGOOSE_AVX512 inline __m512 load16(F32Weights, const float* p) {
-    return _mm512_loadu_ps(p);
-}
-PHATGOOSE_AVX512 inline __m512 load16(Bf16Weights, const uint16_t* p) {
-    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
-}
-PHATGOOSE_AVX512 inline __m512 load16(F16Weights, const uint16_t* p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-// r[0..15] (rows) become their columns, in place.
-PHATGOOSE_AVX512 inline void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; ++i) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);  // a0 b0 a1 b1 per 128-bit lane
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; ++i) {  // four rows' elements together: u[4i + j] holds element j of each lane
-        const __m512d lo = _mm512_castps_pd(t[4 * i]), hi = _mm512_castps_pd(t[4 * i + 1]);
-        const __m512d lo2 = _mm512_castps_pd(t[4 * i + 2]), hi2 = _mm512_castps_pd(t[4 * i + 3]);
-        u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, lo2));
-        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, lo2));
-        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi, hi2));
-        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi, hi2));
-    }
-    for (int j = 0; j < 4; ++j) {  // element j (+4, +8, +12) of rows 0-3, 4-7, 8-11, 12-15
-        const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
-        const __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-        const __m512 v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-        r[j] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-        r[j + 8] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
-        r[j + 4] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-        r[j + 12] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
-    }
-}
 
 // Weight rows [n0, n0 + n) by columns [k0, k0 + kc) into panels of kNr rows: out[panel][k][j] =
 // w[n0 + panel * kNr + j][k0 + k] as float32, rows past n zero.
@@ -196,9 +155,7 @@ void product(const float* x, int64_t rows, const void* w, int64_t d_in, int64_t 
 }  // namespace
 
 bool packedGemmAvailable() {
-    static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                            __builtin_cpu_supports("avx512vl") && cpuHasAvx2Fma();
-    return has;
+    return cpuHasAvx512();
 }
 
 void packedGemm(const float* x, int64_t rows, const void* w, PackedWeightType type, int64_t d_in,
