@@ -632,20 +632,21 @@ void checkReplaceable(const fs::path& dir) {
 // Contiguous copies in the stored dtype that outlive the write, and the descriptions that point into them.
 struct TensorsToWrite {
     DType dtype = DType::F32;
+    std::string expert;  // for messages
     std::vector<torch::Tensor> keep;
     std::vector<TensorToWrite> tensors;
     void add(const std::string& name, const torch::Tensor& t) {
         keep.push_back(t.detach().to(torch::kCPU, torchType(dtype, name)).contiguous());
         // F16 ends at 65504: a finite float32 weight can become Inf, which no load would accept.
         if (dtype != DType::F32 && !torch::isfinite(keep.back()).all().item<bool>())
-            throw Error("'" + name + "' has values beyond the range of " + std::string(dtypeName(dtype)) +
-                        "; save it as F32");
+            throw Error("cannot save expert '" + expert + "': '" + name + "' has values beyond the range of " +
+                        std::string(dtypeName(dtype)) + "; save it as F32");
         tensors.push_back({name, dtype, keep.back().sizes().vec(), keep.back().data_ptr()});
     }
 };
 
 void writeAdapterWeights(const LoraExpert& e, const fs::path& path, DType dtype) {  // into a new folder
-    TensorsToWrite out{.dtype = dtype};
+    TensorsToWrite out{.dtype = dtype, .expert = e.name};
     for (const auto& [module, m] : e.modules) {
         out.add(peftKey(module, 'A'), m.A);
         out.add(peftKey(module, 'B'), m.B);
@@ -656,7 +657,7 @@ void writeAdapterWeights(const LoraExpert& e, const fs::path& path, DType dtype)
 // The gate's vectors and its record change together: both are written before either replaces the old one,
 // and a record that described an earlier gate does not survive beside new vectors.
 void writeGateFiles(const LoraExpert& e, const fs::path& dir, DType dtype = DType::F32) {
-    TensorsToWrite out{.dtype = dtype};
+    TensorsToWrite out{.dtype = dtype, .expert = e.name};
     for (const auto& [module, m] : e.modules) out.add(module + kGateSuffix, m.gate);
     FileTransaction files;
     writeSafetensors(files, dir / kGateFile, out.tensors, {{"format", "pt"}});
