@@ -639,8 +639,9 @@ struct TensorsToWrite {
         keep.push_back(t.detach().to(torch::kCPU, torchType(dtype, name)).contiguous());
         // F16 ends at 65504: a finite float32 weight can become Inf, which no load would accept.
         if (dtype != DType::F32 && !torch::isfinite(keep.back()).all().item<bool>())
-            throw Error("cannot save expert '" + expert + "': '" + name + "' has values beyond the range of " +
-                        std::string(dtypeName(dtype)) + "; save it as F32");
+            throw Error("cannot save expert '" + expert + "': '" + name +
+                        "' has values beyond the range of " + std::string(dtypeName(dtype)) +
+                        "; save it as F32");
         tensors.push_back({name, dtype, keep.back().sizes().vec(), keep.back().data_ptr()});
     }
 };
