@@ -25,8 +25,11 @@ torch::Tensor readAsFloat32(DType dtype, const std::vector<int64_t>& shape,
 }
 
 torch::Tensor mappedTensor(const std::shared_ptr<const SafetensorsFile>& file, const TensorInfo& info) {
+    // The refusal's message is built only when needed: a large library maps some 140,000 tensors.
+    const bool computable = info.dtype == DType::F32 || info.dtype == DType::F16 || info.dtype == DType::BF16;
     const auto options = torch::TensorOptions().dtype(
-        torchType(info.dtype, file->path().string() + ": tensor '" + info.name + "'"));
+        computable ? torchType(info.dtype, {})
+                   : torchType(info.dtype, file->path().string() + ": tensor '" + info.name + "'"));
     if (info.numel() == 0) return torch::empty(info.shape, options);
     if (void* data = file->mapped(info))
         return torch::from_blob(
